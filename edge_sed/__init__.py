@@ -1,0 +1,26 @@
+"""edge-sed: streaming, real-time sound event detection for edge devices.
+
+The run time flows in one direction::
+
+    Source --blocks--> RingBuffer --samples--> StreamingLogMel --frames-->
+      Backend (one window every hop) --scores--> EventTracker --events--> Sinks
+
+Configuration (:mod:`edge_sed.config`)
+    ``FrontendConfig``, ``StreamConfig``, ``ClassRule``, ``TrackerConfig``; ``resolve()``
+    states the precedence: bundle metadata < config file < CLI flags.
+Audio (:mod:`edge_sed.audio`, :mod:`edge_sed.frontend`)
+    ``read_audio()``, ``resample()``; ``LogMel`` (offline) and ``StreamingLogMel``
+    (incremental), one log-mel definition shared with the torch twin.
+Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
+    ``ModelBundle`` and ``read_bundle()``: a model file with its metadata;
+    ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
+Events (:mod:`edge_sed.events`)
+    ``Event`` and ``StreamStatus``, the values handed to sinks.
+Errors (:mod:`edge_sed.errors`)
+    ``EdgeSedError`` and its subclasses: one clear line for the user.
+
+Torch is imported only by ``edge_sed.models`` and ``edge_sed.train`` (the
+``[train]`` extra); nothing on the run-time path imports it.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from edge_sed.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""Reading and converting audio: one place that turns files into float32 mono
+at the model's rate, and refuses what cannot be used with one clear line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from edge_sed.errors import AudioInputError
+
+__all__ = ["read_audio", "to_mono", "resample", "check_finite", "CLIP_LEVEL"]
+
+log = logging.getLogger(__name__)
+
+#: Samples at or above this magnitude count as clipped.
+CLIP_LEVEL = 0.999
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Down-mix shape (n,) or (n, channels) to (n,) float32 by averaging channels."""
+    samples = np.asarray(samples, dtype=np.float32)
+    return samples if samples.ndim == 1 else samples.mean(axis=1, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample mono float32 audio with soxr (the same resampler the streaming sources use)."""
+    if orig_rate == target_rate:
+        return np.asarray(samples, dtype=np.float32)
+    return soxr.resample(np.asarray(samples, dtype=np.float32), orig_rate, target_rate, quality="HQ")
+
+
+def check_finite(samples: np.ndarray, source: str) -> None:
+    """Raise :class:`AudioInputError` if *samples* holds NaN or Inf."""
+    if not np.isfinite(samples).all():
+        bad = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
+        raise AudioInputError(f"{source!r} contains {bad} NaN/Inf samples; re-export it as finite PCM or float audio")
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a whole file as float32 mono, resampled to *sample_rate* if given.
+
+    Returns
+    -------
+    samples : ndarray, shape (n,), float32
+    sample_rate : int
+        The rate of ``samples`` (the file's own when *sample_rate* is None).
+
+    Raises :class:`AudioInputError` for missing, unreadable, corrupt, empty or
+    non-finite audio. Clipping is logged, not refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioInputError(f"audio file {str(path)!r} does not exist")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioInputError(
+            f"cannot read {str(path)!r} as audio ({exc}); use WAV, FLAC or OGG/Opus"
+        ) from None
+    if data.shape[0] == 0:
+        raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
+    check_finite(data, str(path))
+    clipped = int(np.count_nonzero(np.abs(data) >= CLIP_LEVEL))
+    if clipped:
+        log.warning("%s: %d clipped samples (|x| >= %.3f); detection may suffer", path, clipped, CLIP_LEVEL)
+    samples = to_mono(data)
+    if sample_rate is not None and rate != sample_rate:
+        samples, rate = resample(samples, rate, sample_rate), sample_rate
+    return samples, rate

@@ -1,0 +1,16 @@
+"""The ``edge-sed`` command line: a thin layer over the library.
+
+Each command group lives in its own module and registers itself on
+:data:`app` when imported here.
+"""
+
+from __future__ import annotations
+
+from edge_sed.cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``edge-sed`` console script."""
+    app()

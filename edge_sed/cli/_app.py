@@ -1,0 +1,70 @@
+"""The typer application, its shared option aliases, and the one place where
+library errors become one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from edge_sed.errors import EdgeSedError
+
+__all__ = ["app", "command", "handle_errors", "console", "err_console"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="edge-sed",
+    help="Streaming, real-time sound event detection for edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress and details."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Streaming, real-time sound event detection for edge devices."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def handle_errors(fn: F) -> F:
+    """Turn :class:`EdgeSedError` into ``error: <message>`` and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeSedError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(*args: Any, target: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` (or *target*'s) with :func:`handle_errors` applied."""
+
+    def decorate(fn: F) -> F:
+        (target or app).command(*args, **kwargs)(handle_errors(fn))
+        return fn
+
+    return decorate

@@ -1,0 +1,59 @@
+"""The exceptions edge-sed raises for problems a user can fix.
+
+The CLI catches :class:`EdgeSedError` in one place and prints its message as one
+line (``error: <message>``) with exit code 1. Each message names the bad value
+with ``repr`` and says what would work.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EdgeSedError",
+    "AudioInputError",
+    "ModelError",
+    "SinkError",
+    "ConfigError",
+    "MissingDependencyError",
+]
+
+
+class EdgeSedError(Exception):
+    """Base class of every error meant for the user (no traceback shown)."""
+
+    exit_code: int = 1
+
+
+class AudioInputError(EdgeSedError):
+    """Device, rate, channels, corrupt, empty or non-finite audio."""
+
+
+class ModelError(EdgeSedError):
+    """A missing, unreadable or mismatched model, checkpoint or bundle."""
+
+
+class SinkError(EdgeSedError):
+    """A sink that cannot be opened (a sink that dies mid-run is counted, not raised)."""
+
+
+class ConfigError(EdgeSedError):
+    """An invalid configuration value, file or command-line option."""
+
+
+class MissingDependencyError(EdgeSedError):
+    """An optional runtime is not installed; the message names the extra to install."""
+
+    def __init__(self, what: str, extra: str, module: str | None = None) -> None:
+        hint = f"pip install 'edge-sed[{extra}]'"
+        missing = f" ({module} is not installed)" if module else ""
+        super().__init__(f"{what} needs the [{extra}] extra{missing}: {hint}")
+        self.extra = extra
+
+
+def require(module: str, *, what: str, extra: str):
+    """Import *module* or raise :class:`MissingDependencyError` naming *extra*."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(what, extra, module) from exc
