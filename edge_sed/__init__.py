@@ -23,6 +23,16 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
     ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
     AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+Tracking (:mod:`edge_sed.tracker`)
+    ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
+    merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
+Sinks (:mod:`edge_sed.sinks`)
+    ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
+    ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
+    ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
+Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
+    ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
+    ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
