@@ -16,6 +16,9 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
+Tracking (:mod:`edge_sed.tracker`)
+    ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
+    merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
