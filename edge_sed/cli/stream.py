@@ -173,8 +173,8 @@ def detect(
             sources.append(StdinSource(model_rate, rate=rate, channels=channels))
         else:
             sources.append(FileSource(name, model_rate, realtime=realtime))
-    target = str(output) if output else ("" if output_format == "jsonl" else "/dev/stdout")
-    _run_pipeline(sources, backend, [f"{output_format}:{target}" if target else "jsonl", *(sink or [])], settings)
+    events_spec = f"{output_format}:{output}" if output else output_format
+    _run_pipeline(sources, backend, [events_spec, *(sink or [])], settings)
 
 
 @command("devices", help="List audio input devices with their default rates ('>' marks the default).")
