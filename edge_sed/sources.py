@@ -273,9 +273,9 @@ class FileSource:
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioInputError(f"cannot read {self.name!r} past {done / self.file_rate:.2f} s ({exc})") from None
             last = len(frames) < self.block_frames
-            if self.realtime:
-                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             done += len(frames)
+            if self.realtime:  # released when its last sample would have arrived from a microphone
+                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             block = self._conditioner(frames, last=last)
             if block.size:
                 yield block
