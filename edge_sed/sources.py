@@ -206,6 +206,8 @@ class MicSource:
             self.open()
         while True:
             if not self.ring.available:
+                if not self._stream.active:
+                    raise AudioInputError(f"input device {self.name} stopped delivering audio (unplugged?)")
                 time.sleep(MIC_POLL_S)
                 continue
             frames = self.ring.read()

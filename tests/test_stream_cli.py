@@ -222,3 +222,13 @@ def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -
     started = time.monotonic()
     result = _invoke("detect", str(short), "--realtime", "--model", str(test_bundle))
     assert result.exit_code == 0 and time.monotonic() - started >= 1.5
+
+
+def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[tracker.defaults]\non_threshold = 0.9\n")
+    result = _invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))
+    assert _error(result) == f"error: unknown key 'defaults' in [tracker] of '{toml}'; valid: default, per_class"
+    toml.write_text("[stream]\nhop = 0.5\n")
+    assert _error(_invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))) == (
+        "error: unknown key 'hop' in [StreamConfig] (did you mean 'hop_s'?); valid keys: window_s, hop_s")
