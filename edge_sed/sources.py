@@ -165,12 +165,15 @@ class MicSource:
         The model's rate; the device is opened at its own default rate and resampled.
     device : int or str or None
         Index, name substring, or None for the default input.
+    buffer_s : float
+        Seconds of audio the ring buffer holds; when the consumer falls further
+        behind, the newest samples are dropped and counted as overruns.
     """
 
     live = True
     file = None
 
-    def __init__(self, sample_rate: int, device: int | str | None = None) -> None:
+    def __init__(self, sample_rate: int, device: int | str | None = None, *, buffer_s: float = MIC_BUFFER_S) -> None:
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate
@@ -178,7 +181,7 @@ class MicSource:
         self.channels = max(1, min(int(self.device["max_input_channels"]), 2))
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
-        self.ring = RingBuffer(int(MIC_BUFFER_S * self.device_rate), self.channels)
+        self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None

@@ -122,3 +122,18 @@ def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path)
     events = [json.loads(line) for line in lines]  # every line complete JSON
     assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
     assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
+
+
+def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
+    code = (
+        "import time\nfrom edge_sed.sources import MicSource\n"
+        "mic = MicSource(16000, 'pulse', buffer_s=0.05)\nmic.open()\ntime.sleep(2.0)\n"
+        "block = next(iter(mic))\nmic.close()\n"
+        "print(mic.counters['overruns'], mic.ring.dropped, block.size)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    overruns, dropped, block = map(int, out.stdout.split())
+    # about 1.5 s of 44.1 kHz into a 50 ms ring: most of it dropped, every lost write counted
+    assert overruns >= 10 and dropped > 20000
+    assert 0 < block <= round(0.05 * 16000) + 16  # what the ring held, resampled to 16 kHz
