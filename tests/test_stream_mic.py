@@ -87,12 +87,16 @@ def test_devices_lists_the_pulse_input(pulse) -> None:
     assert sum(line.startswith(">") for line in lines) == 1
 
 
-def test_unknown_device_lists_the_inputs(pulse, test_bundle) -> None:
-    listen = _edge_sed("listen", "--device", "usb-mic", "--model", str(test_bundle))
+@pytest.mark.parametrize("device, message", [
+    ("usb-mic", "error: no input device matching 'usb-mic'; input devices: [0] pulse (44100 Hz), "),
+    ("42", "error: no input device with index 42; input devices: [0] pulse (44100 Hz), "),
+    ("e", "error: several input devices match 'e'; pick one by index: input devices: [0] pulse (44100 Hz), "),
+])
+def test_unknown_or_ambiguous_device_lists_the_inputs(pulse, test_bundle, device, message) -> None:
+    listen = _edge_sed("listen", "--device", device, "--model", str(test_bundle))
     _, stderr = listen.communicate(timeout=60)
     assert listen.returncode == 1
-    assert stderr.startswith("error: no input device matching 'usb-mic'; input devices: [0] pulse (44100 Hz), ")
-    assert stderr.count("\n") == 1
+    assert stderr.startswith(message) and stderr.count("\n") == 1, stderr
 
 
 def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path) -> None:
