@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import functools
 from collections.abc import Sequence
 
 from edge_sed.errors import SinkError
@@ -28,10 +29,16 @@ from firmware_bridge.protocol import (
 )
 from firmware_bridge.transports import Transport, open_transport, parse_url
 
-__all__ = ["BridgeSink", "HEARTBEAT_INTERVAL_S"]
+__all__ = ["BridgeSink", "HEARTBEAT_INTERVAL_S", "SINK_FORMS", "register_bridge_sinks"]
 
 log = logging.getLogger(__name__)
 
+#: The sink spec forms, by scheme (shown by ``edge-sed listen --sink`` errors).
+SINK_FORMS = {
+    "serial": "serial:///dev/ttyUSB0?baud=115200",
+    "udp": "udp://host:port",
+    "tcp": "tcp://host:port",
+}
 #: Stream time between two HEARTBEAT frames.
 HEARTBEAT_INTERVAL_S = 1.0
 _MS_MOD = 1 << 32
@@ -58,7 +65,7 @@ class BridgeSink:
     """
 
     def __init__(self, url: str, labels: Sequence[str] | None = None, *, transport: Transport | None = None) -> None:
-        target = parse_url(url)
+        target = parse_url(url, error=SinkError)
         self.url = url
         self.send_scores = target.option("scores", "1") not in ("0", "false", "no")
         self._transport = transport if transport is not None else open_transport(target, error=SinkError)
@@ -113,3 +120,15 @@ class BridgeSink:
             log.warning("bridge sink %s failed (%s); further frames are dropped", self.url, exc)
             return
         self.sent += 1
+
+
+def _open_bridge_sink(scheme: str, target: str | None, *, labels: Sequence[str], file: str | None) -> BridgeSink:
+    return BridgeSink(f"{scheme}:{target or ''}", labels)
+
+
+def register_bridge_sinks() -> None:
+    """Register ``serial://``, ``udp://`` and ``tcp://`` with :func:`edge_sed.sinks.register_sink_scheme`."""
+    from edge_sed.sinks import register_sink_scheme
+
+    for scheme, form in SINK_FORMS.items():
+        register_sink_scheme(scheme, functools.partial(_open_bridge_sink, scheme), form)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -36,10 +37,10 @@ class PcmCounters:
     """What the assembler saw: frames used, gaps filled, frames dropped, restarts."""
 
     pcm_frames: int = 0
-    gaps: int = 0
-    missing_samples: int = 0
-    late_frames: int = 0
-    restarts: int = 0
+    pcm_gaps: int = 0
+    pcm_missing_samples: int = 0
+    pcm_late_frames: int = 0
+    pcm_restarts: int = 0
 
 
 class PcmAssembler:
@@ -48,9 +49,10 @@ class PcmAssembler:
     ``push(frame)`` returns the samples the frame adds, shape (n,), float32 in
     [-1, 1), at ``frame.sample_rate``: a gap of up to ``max_gap_s`` in the
     ``first_sample`` indices is filled with that many zeros (counted in
-    ``gaps`` and ``missing_samples``); a frame that repeats samples already
-    delivered loses them (``late_frames``); a larger jump or a new sample rate
-    starts over without filling (``restarts``, e.g. after a firmware reset).
+    ``pcm_gaps`` and ``pcm_missing_samples``); a frame that repeats samples already
+    delivered loses them (``pcm_late_frames``); a larger jump or a new sample
+    rate starts over without filling (``pcm_restarts``, e.g. after a firmware
+    reset).
     """
 
     def __init__(self, max_gap_s: float = 1.0) -> None:
@@ -70,18 +72,18 @@ class PcmAssembler:
             ahead = (frame.first_sample - self._expected) % _INDEX_MOD
             behind = (self._expected - frame.first_sample) % _INDEX_MOD
             if behind and behind < _INDEX_MOD // 2:
-                self.counters.late_frames += 1
+                self.counters.pcm_late_frames += 1
                 samples = samples[behind:]
                 if samples.size == 0:
                     return samples
             elif 0 < ahead <= self.max_gap_s * frame.sample_rate:
-                self.counters.gaps += 1
-                self.counters.missing_samples += ahead
+                self.counters.pcm_gaps += 1
+                self.counters.pcm_missing_samples += ahead
                 fill = ahead
             elif ahead:
-                self.counters.restarts += 1
+                self.counters.pcm_restarts += 1
         elif self._expected is not None:
-            self.counters.restarts += 1
+            self.counters.pcm_restarts += 1
         self.counters.pcm_frames += 1
         self.sample_rate = frame.sample_rate
         self._expected = (frame.first_sample + frame.n_samples) % _INDEX_MOD
@@ -110,8 +112,14 @@ class BridgeSource:
 
     Iterating yields ndarray, shape (n,), float32; it ends when a TCP peer
     closes, after ``idle_timeout_s`` of silence, or after :meth:`close`.
-    :attr:`counters` holds the decoder's and the assembler's counts.
+    :attr:`counters` holds the decoder's counts (``bridge_frames``,
+    ``bridge_bad_crc``, ..., ``bridge_lost``) and the assembler's
+    (``pcm_frames``, ``pcm_gaps``, ...). It is an
+    :class:`edge_sed.sources.Source`: ``name`` is the URL, ``live`` is True.
     """
+
+    live = True
+    file = None
 
     def __init__(
         self,
@@ -122,7 +130,7 @@ class BridgeSource:
         idle_timeout_s: float | None = None,
         transport: Transport | None = None,
     ) -> None:
-        self.url = url
+        self.name = url
         self.sample_rate = sample_rate
         self.idle_timeout_s = idle_timeout_s
         target = parse_url(url)
@@ -136,9 +144,10 @@ class BridgeSource:
         self._closed = False
 
     @property
-    def counters(self) -> dict[str, int]:
-        """Decoder counters (frames, bad_crc, ..., lost) and PCM counters (gaps, ...)."""
-        return {**self._decoder.counters.as_dict(), **asdict(self._assembler.counters)}
+    def counters(self) -> Counter[str]:
+        """Decoder counters (``bridge_frames``, ...) and PCM counters (``pcm_gaps``, ...)."""
+        decoded = {f"bridge_{name}": value for name, value in self._decoder.counters.as_dict().items()}
+        return Counter({**decoded, **asdict(self._assembler.counters)})
 
     def __iter__(self) -> Iterator[np.ndarray]:
         last_data = time.monotonic()

@@ -60,27 +60,27 @@ class TransportUrl:
         return dict(self.options).get(name, default)
 
 
-def parse_url(url: str) -> TransportUrl:
-    """Parse a ``serial://``, ``udp://`` or ``tcp://`` URL; :class:`ConfigError` names the forms."""
+def parse_url(url: str, *, error: type[EdgeSedError] = ConfigError) -> TransportUrl:
+    """Parse a ``serial://``, ``udp://`` or ``tcp://`` URL; *error* (one line) names the forms."""
     forms = "serial:///dev/ttyUSB0?baud=115200, udp://host:port, tcp://host:port"
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise ConfigError(f"unknown bridge URL scheme in {url!r}; use one of: {forms}")
+        raise error(f"unknown bridge URL scheme in {url!r}; use one of: {forms}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     baud_text = query.pop("baud", str(DEFAULT_BAUD))
     if not baud_text.isdigit() or int(baud_text) <= 0:
-        raise ConfigError(f"baud must be a positive integer in {url!r}, got {baud_text!r}")
+        raise error(f"baud must be a positive integer in {url!r}, got {baud_text!r}")
     options = tuple(sorted(query.items()))
     if parts.scheme == "serial":
         if not parts.path:
-            raise ConfigError(f"serial URL {url!r} names no port; e.g. serial:///dev/ttyUSB0?baud=115200")
+            raise error(f"serial URL {url!r} names no port; e.g. serial:///dev/ttyUSB0?baud=115200")
         return TransportUrl("serial", path=parts.path, baud=int(baud_text), options=options)
     try:
         port = parts.port
     except ValueError:
         port = None
     if not parts.hostname or not port:
-        raise ConfigError(f"{parts.scheme} URL {url!r} needs a host and a port, e.g. {parts.scheme}://127.0.0.1:5005")
+        raise error(f"{parts.scheme} URL {url!r} needs a host and a port, e.g. {parts.scheme}://127.0.0.1:5005")
     return TransportUrl(parts.scheme, host=parts.hostname, port=port, options=options)
 
 

@@ -156,7 +156,7 @@ def test_bridge_source_reads_c_pcm_from_a_pty(peer, pty_serial):
     assert c_peer.wait(timeout=10) == 0
     ramp = ((np.arange(n_frames * PEER_PCM_SAMPLES) * 37) % 65536).astype(np.uint16).view(np.int16)
     np.testing.assert_array_equal(audio, ramp.astype(np.float32) / 32768.0)
-    assert source.counters["pcm_frames"] == n_frames and source.counters["gaps"] == 0
+    assert source.counters["pcm_frames"] == n_frames and source.counters["pcm_gaps"] == 0
 
 
 def test_c_and_python_decoders_count_a_hostile_stream_alike(peer):

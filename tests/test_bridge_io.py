@@ -157,9 +157,9 @@ def test_assembler_fills_gaps_drops_repeats_and_restarts():
     ]
     assert [len(block) for block in out] == [100, 150, 50, 0, 100, 100]
     assert out[1][:50].tolist() == [0.0] * 50 and out[1][50:].tolist() == [0.5] * 100
-    assert assembler.counters.pcm_frames == 5 and assembler.counters.gaps == 1
-    assert assembler.counters.missing_samples == 50 and assembler.counters.late_frames == 2
-    assert assembler.counters.restarts == 2 and assembler.sample_rate == 2000
+    assert assembler.counters.pcm_frames == 5 and assembler.counters.pcm_gaps == 1
+    assert assembler.counters.pcm_missing_samples == 50 and assembler.counters.pcm_late_frames == 2
+    assert assembler.counters.pcm_restarts == 2 and assembler.sample_rate == 2000
 
 
 def test_sample_index_wraps_at_two_to_the_32():
@@ -167,7 +167,7 @@ def test_sample_index_wraps_at_two_to_the_32():
     samples = np.ones(10, dtype=np.int16)
     assembler.push(PcmMessage.from_samples(16000, 2**32 - 5, samples))
     assert len(assembler.push(PcmMessage.from_samples(16000, 5, samples))) == 10
-    assert assembler.counters.gaps == 0 and assembler.counters.restarts == 0
+    assert assembler.counters.pcm_gaps == 0 and assembler.counters.pcm_restarts == 0
 
 
 def test_source_over_tcp_resamples_fills_a_lost_frame_and_survives_noise(dog_audio):
@@ -193,8 +193,9 @@ def test_source_over_tcp_resamples_fills_a_lost_frame_and_survives_noise(dog_aud
     n = min(len(audio), len(expected))
     assert np.max(np.abs(audio[1000 : n - 1000] - expected[1000 : n - 1000])) < 1e-3
     counters = source.counters
-    assert counters["gaps"] == 1 and counters["missing_samples"] == FRAME_SAMPLES
-    assert counters["lost"] == 1 and counters["garbage"] == 1 and counters["pcm_frames"] == len(frames) - 1
+    assert counters["pcm_gaps"] == 1 and counters["pcm_missing_samples"] == FRAME_SAMPLES
+    assert counters["bridge_lost"] == 1 and counters["bridge_garbage"] == 1
+    assert counters["pcm_frames"] == counters["bridge_frames"] == len(frames) - 1
 
 
 def test_source_over_udp_stops_after_idle_timeout(dog_audio):
@@ -218,3 +219,17 @@ def test_source_on_a_busy_udp_port_is_an_audio_input_error():
         port = busy.getsockname()[1]
         with pytest.raises(AudioInputError, match=rf"^cannot open udp bridge '127.0.0.1:{port}': "):
             BridgeSource(f"udp://127.0.0.1:{port}", sample_rate=16000)
+
+
+def test_bridge_sinks_are_registered_for_listen():
+    from edge_sed.sinks import open_sinks
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mcu:
+        mcu.bind(("127.0.0.1", 0))
+        mcu.settimeout(5)
+        sinks = open_sinks([f"udp://127.0.0.1:{mcu.getsockname()[1]}"], labels=LABELS)
+        sinks.emit(Event("glass_breaking", onset=2.0, offset=None, confidence=0.5))
+        sinks.close()
+        assert FrameDecoder().feed(mcu.recv(65536)) == [EventMessage(EventKind.ONSET, 2, 32768, 2000)]
+    with pytest.raises(SinkError, match=r"^serial URL 'serial:' names no port; e.g. serial:///dev/ttyUSB0"):
+        open_sinks(["serial"], labels=LABELS)
