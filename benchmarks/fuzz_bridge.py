@@ -26,6 +26,30 @@ RESULTS = Path(__file__).parent / "results" / "fuzz_bridge.json"
 LIBFUZZER_MAX_LEN = 4200  # about four maximal frames
 
 
+def _seed_frames() -> list[bytes]:
+    """One valid frame of each type, and all of them in one stream."""
+    import numpy as np
+
+    from firmware_bridge.protocol import (
+        ConfigMessage, EventKind, EventMessage, FrameEncoder, HeartbeatMessage, PcmMessage, ScoresMessage,
+        ThresholdEntry,
+    )
+
+    encoder = FrameEncoder()
+    frames = [
+        encoder.encode(message)
+        for message in (
+            EventMessage(EventKind.ONSET, 3, 50000, 1250),
+            EventMessage(EventKind.OFFSET, 3, 50000, 2250, 1000),
+            ScoresMessage.from_scores(1000, np.linspace(0, 1, 527)),
+            PcmMessage.from_samples(16000, 0, np.arange(-80, 80, dtype=np.int16) * 400),
+            HeartbeatMessage(5000, 10, 1, 0),
+            ConfigMessage((ThresholdEntry(0, 32768, 19660), ThresholdEntry(5, 40000, 30000))),
+        )
+    ]
+    return [*frames, b"".join(frames)]
+
+
 def run_random_driver(build: Path, inputs: int, seed: int) -> dict:
     binary = compile_c(
         build / "random_driver",
@@ -62,6 +86,8 @@ def run_libfuzzer(build: Path, runs: int, seed: int) -> dict | None:
     )
     corpus = build / "corpus"
     corpus.mkdir()
+    for index, seed_frame in enumerate(_seed_frames()):  # without valid frames the CRC hides the parsers
+        (corpus / f"seed{index}").write_bytes(seed_frame)
     start = time.perf_counter()
     done = subprocess.run(
         [str(binary), str(corpus), f"-runs={runs}", f"-seed={seed}", f"-max_len={LIBFUZZER_MAX_LEN}"],

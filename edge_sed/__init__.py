@@ -25,6 +25,9 @@ Sinks (:mod:`edge_sed.sinks`)
     ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
+Microcontrollers (the top-level package :mod:`firmware_bridge`)
+    Wire protocol (Python + C99), ``serial://``/``udp://``/``tcp://`` sinks and
+    ``listen --source`` for MCU PCM, ``edge-sed bridge c-array`` for TFLite Micro.
 
 Torch is imported only by ``edge_sed.models`` and ``edge_sed.train`` (the
 ``[train]`` extra); nothing on the run-time path imports it.
