@@ -39,6 +39,9 @@ Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:
     ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
+Microcontrollers (the top-level package :mod:`firmware_bridge`)
+    Wire protocol (Python + C99), ``serial://``/``udp://``/``tcp://`` sinks and
+    ``listen --source`` for MCU PCM, ``edge-sed bridge c-array`` for TFLite Micro.
 
 Torch is imported only by ``edge_sed.models`` and ``edge_sed.train`` (the
 ``[train]`` extra); nothing on the run-time path imports it.

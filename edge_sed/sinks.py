@@ -637,3 +637,8 @@ register_sink_scheme("terminal", _open_terminal, "terminal")
 register_sink_scheme("jsonl", _open_jsonl, "jsonl", "jsonl:PATH")
 register_sink_scheme("tsv", _open_tsv, "tsv", "tsv:PATH")
 register_sink_scheme("mqtt", _open_mqtt, "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID")
+
+# Bridge frames to microcontrollers: serial://, udp://, tcp:// (pyserial is imported when one opens).
+from firmware_bridge.sink import register_bridge_sinks  # noqa: E402
+
+register_bridge_sinks()

@@ -136,7 +136,8 @@ def test_a_registered_scheme_opens_through_open_sinks() -> None:
 
 VALID_FORMS = (
     "valid sinks: terminal, jsonl, jsonl:PATH, tsv, tsv:PATH, "
-    "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID"
+    "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID, "
+    "serial:///dev/ttyUSB0?baud=115200, udp://host:port, tcp://host:port"
 )
 
 

@@ -16,3 +16,4 @@ def main() -> None:
     app()
 from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
 from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers commands
+from edge_sed.cli import bridge as _bridge  # noqa: F401,E402  registers commands

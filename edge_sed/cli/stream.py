@@ -37,6 +37,8 @@ SinkOpt = Annotated[Optional[list[str]], typer.Option(
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with [stream] and [tracker] settings.")]
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Use the shipped demo recording instead of real input.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", "-d", help="Input device: index or name substring (see 'edge-sed devices').")]
+BridgeSourceOpt = Annotated[Optional[str], typer.Option(
+    "--source", help="PCM frames from a microcontroller: serial:///dev/ttyUSB0?baud=921600, tcp://HOST:PORT, udp://0.0.0.0:PORT.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
 
 
@@ -128,6 +130,7 @@ def listen(
     duration: DurationOpt = None,
     demo: DemoOpt = False,
     config: ConfigOpt = None,
+    source_url: BridgeSourceOpt = None,
 ) -> None:
     """Microphone (or the demo recording, paced in real time) -> events."""
     backend = load_backend(model or default_model_path())
@@ -135,6 +138,10 @@ def listen(
     rate = backend.bundle.frontend.sample_rate
     if demo:
         source: Source = FileSource(_demo_path(), rate, realtime=True)
+    elif source_url:
+        from firmware_bridge.source import BridgeSource
+
+        source = BridgeSource(source_url, rate)
     else:
         mic = MicSource(rate, device)
         mic.open()
