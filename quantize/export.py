@@ -185,6 +185,7 @@ def export_onnx(
     in_graph_frontend: bool = False,
     opset: int = DEFAULT_OPSET,
     verify_audio: Sequence[str | Path] = (VERIFY_AUDIO,),
+    architecture: str | None = None,
 ) -> ExportResult:
     """Export a checkpoint to an ONNX fp32 bundle and check it against torch.
 
@@ -196,6 +197,7 @@ def export_onnx(
     in_graph_frontend : take ``waveform`` instead of host-computed ``logmel``
     opset : ONNX opset
     verify_audio : real recordings whose windows both runtimes score
+    architecture : registry name (default: the checkpoint's, or inferred for PANNs files)
 
     Raises :class:`ModelError` when ONNX Runtime and torch disagree by more than
     :data:`EXPORT_TOLERANCE`.
@@ -205,7 +207,7 @@ def export_onnx(
     output = Path(output)
     if output.suffix != ".onnx":
         raise ModelError(f"ONNX output must end in '.onnx', got {str(output)!r}")
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, architecture=architecture)
     return export_loaded(
         loaded, checkpoint, output, stream_overrides=stream_overrides, in_graph_frontend=in_graph_frontend, opset=opset, verify_audio=verify_audio
     )
