@@ -16,6 +16,9 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
+Model zoo, torch only (:mod:`edge_sed.models`)
+    ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
+    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
