@@ -49,7 +49,6 @@ __all__ = [
     "read_csv_dataset",
     "read_audioset_hdf5",
     "read_audioset_segments",
-    "audioset_labels",
     "ClipDataset",
     "collate_clips",
     "crop_offsets",
@@ -342,7 +341,7 @@ def _read_sources_note(root: Path) -> str:
     return ""
 
 
-def audioset_labels() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _audioset_ontology() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """AudioSet's 527 (mids, display names), in PANNs' order."""
     from importlib.resources import files
 
@@ -364,7 +363,7 @@ def read_audioset_hdf5(path: str | Path, *, sample_rate: int = AUDIOSET_HDF5_RAT
             raise ConfigError(f"{str(path)!r} is not in PANNs' packed layout: no dataset {missing[0]!r}")
         names = tuple(name.decode() if isinstance(name, bytes) else str(name) for name in h5["audio_name"][:])
         targets = h5["target"][:].astype(np.float32)
-    _, display = audioset_labels()
+    _, display = _audioset_ontology()
     if targets.shape[1] != len(display):
         raise ConfigError(f"{str(path)!r}: target has {targets.shape[1]} classes, AudioSet has {len(display)}")
     return ClipTable(
@@ -392,7 +391,7 @@ def read_audioset_segments(csv_path: str | Path, audio_dir: str | Path, *, cache
     files = {}
     for path in sorted(audio_dir.iterdir()) if audio_dir.is_dir() else []:
         files.setdefault(path.stem.removeprefix("Y"), path)
-    mids, display = audioset_labels()
+    mids, display = _audioset_ontology()
     mid_to_label = dict(zip(mids, display))
     keys, paths, clip_labels, missing = [], [], [], 0
     with csv_path.open(newline="", encoding="utf-8") as fh:

@@ -370,14 +370,14 @@ class _RunLog:
             self.writer.close()
 
 
-def _save(path: Path, model: torch.nn.Module, table: ClipTable, recipe: Recipe, **info: Any) -> None:
+def _save(path: Path, model: torch.nn.Module, table: ClipTable, recipe: Recipe, rank: int, **info: Any) -> None:
     from edge_sed.models.checkpoint import save_checkpoint
 
+    log.info("rank %d writes %s", rank, path)
     save_checkpoint(
         path,
         model,
         labels=list(table.labels),
-        architecture=recipe.model.architecture,
         provenance=table.provenance,
         train_config=recipe.to_dict(),
         **info,
@@ -405,7 +405,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
     table = read_dataset(recipe.data)
     train_table, val_table = table.split(recipe.data.val_fold)
     model = _build_model(recipe, len(table.labels)).to(where.device)
-    sample_rate = model.frontend.sample_rate
+    sample_rate = model.frontend_config.sample_rate
     monitor = "mAP" if table.multi_label else "accuracy"
 
     teacher: TeacherLogits | None = None
@@ -525,12 +525,13 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             info = {"metrics": metrics, "epoch": epoch, "history": history}
             if metrics[monitor] > best:
                 best = metrics[monitor]
-                _save(out_dir / BEST_CHECKPOINT, model, table, recipe, **info)
+                _save(out_dir / BEST_CHECKPOINT, model, table, recipe, where.rank, **info)
             _save(
                 out_dir / LAST_CHECKPOINT,
                 model,
                 table,
                 recipe,
+                where.rank,
                 **info,
                 best=best,
                 optimizer=optimizer.state_dict(),
