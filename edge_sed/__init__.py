@@ -18,7 +18,9 @@ Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
 Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
-    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
+    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
+    ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
+    ``tagging.tag_file()``. AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

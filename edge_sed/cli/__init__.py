@@ -14,4 +14,5 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point of the ``edge-sed`` console script."""
     app()
+from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
 from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
