@@ -16,3 +16,4 @@ def main() -> None:
     app()
 from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
 from edge_sed.cli import quantize as _quantize  # noqa: F401,E402  registers commands
+from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
