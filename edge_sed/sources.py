@@ -331,6 +331,8 @@ class StdinSource:
         while True:
             data = self.stream.read(self.block_bytes)
             total += len(data)
+            if total == 0:
+                raise AudioInputError("stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it")
             whole = len(data) - len(data) % frame_bytes
             if len(data) < self.block_bytes and whole != len(data):
                 raise AudioInputError(

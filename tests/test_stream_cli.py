@@ -104,6 +104,12 @@ def test_bad_files_get_one_line(tmp_path, test_bundle, make, message) -> None:
     assert _error(result).startswith(message.format(path=path))
 
 
+def test_raw_pcm_that_never_comes(test_bundle) -> None:
+    result = _invoke("detect", "-", "--rate", "16000", "--model", str(test_bundle), input=b"")
+    assert result.exit_code == 1
+    assert _error(result) == "error: stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it"
+
+
 def test_raw_pcm_with_a_stray_byte(test_bundle) -> None:
     result = _invoke("detect", "-", "--rate", "16000", "--channels", "2", "--model", str(test_bundle), input=b"\x01" * 4003)
     assert result.exit_code == 1
