@@ -1,6 +1,10 @@
 """The one loop: Source -> StreamingLogMel -> window every hop -> Backend ->
 EventTracker -> Sinks.
 
+Each log-mel frame is computed once and written into a preallocated
+:class:`FrameWindow`; every hop the last ``bundle.window_frames`` frames go to
+the backend (a waveform-input bundle gets the samples of the same stretch).
+
 ``edge-sed detect`` and ``edge-sed listen`` both call :func:`run`; they differ
 only in their sources. Time is the count of samples at the model's rate that
 the source has delivered; it becomes seconds only where an event or a status

@@ -28,7 +28,7 @@ STREAM = StreamConfig(window_s=1.0, hop_s=0.25)
 TRACKER = TrackerConfig(default=ClassRule(on_threshold=0.5, off_threshold=0.3, median_s=0.5, min_duration_s=0.25, max_gap_s=0.5))
 #: Windows quieter than this (dB below the clip's loudest window) are not positives.
 POSITIVE_RANGE_DB = 15.0
-STREAM_HOP_FRAMES = 25
+STREAM_HOP_FRAMES = round(STREAM.hop_s * FRONTEND.frame_rate)
 _BACKGROUND = "background_lincity_ResidentialHigh1.flac"
 _OPSET = 17
 
