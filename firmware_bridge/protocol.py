@@ -6,7 +6,9 @@ and the CRC-32 (IEEE, as :func:`zlib.crc32`) of header and payload.
 
 Messages (typed, frozen dataclasses holding the wire values)
     :class:`EventMessage`, :class:`ScoresMessage`, :class:`PcmMessage`,
-    :class:`HeartbeatMessage`, :class:`ConfigMessage`.
+    :class:`HeartbeatMessage`, :class:`ConfigMessage`; each has ``TYPE``,
+    ``payload() -> bytes`` and ``parse(payload) -> message or None`` (None:
+    not of this type's shape).
 Encoding
     :func:`encode` (one message -> the bytes of one frame) and
     :class:`FrameEncoder` (numbers the frames it encodes).

@@ -152,7 +152,10 @@ class BridgeSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         last_data = time.monotonic()
         while not self._closed:
-            data = self._transport.read()
+            try:
+                data = self._transport.read()
+            except OSError as exc:  # serial.SerialException too: a USB adapter pulled out
+                raise AudioInputError(f"bridge source {self.name!r} failed: {exc}; check the cable and the MCU") from None
             if data is None:
                 break
             if not data:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_sed.errors import AudioInputError
 from firmware_bridge.cbuild import C_DIR, FUZZ_DIR, SANITIZE_FLAGS, compile_c
 from firmware_bridge.protocol import (
     MAX_ENCODED,
@@ -183,3 +184,35 @@ def test_short_sanitizer_fuzz_run_of_the_c_decoder(tmp_path):
     report = json.loads(done.stdout)
     assert report["inputs"] == CI_FUZZ_INPUTS and report["property_failures"] == 0
     assert report["frames_decoded"] >= CI_FUZZ_INPUTS // 4  # the splice inputs alone hold one or more each
+
+
+def test_a_hung_up_serial_line_ends_the_source_with_one_line():
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    source = BridgeSource(f"serial://{path}?baud=115200", sample_rate=PEER_PCM_RATE)
+    os.write(master, encode(PcmMessage.from_samples(PEER_PCM_RATE, 0, np.arange(160, dtype=np.int16))))
+    blocks = iter(source)
+    assert len(next(blocks)) == 160
+    os.close(master)
+    with pytest.raises(AudioInputError, match=rf"^bridge source 'serial://{path}\?baud=115200' failed: .*; check the cable"):
+        next(blocks)
+    source.close()
+
+
+def test_serial_sink_frames_reach_the_c_decoder_over_a_pty(peer, pty_serial):
+    from edge_sed.events import Event, StreamStatus
+    from firmware_bridge.sink import BridgeSink
+
+    master, url = pty_serial
+    labels = ("dog", "siren")
+    sink = BridgeSink(url, labels)
+    c_peer = subprocess.Popen([str(peer), "count"], stdin=master, stdout=subprocess.PIPE)
+    for hop in range(8):  # 8 SCORES, 2 HEARTBEATs (one per second of stream time)
+        sink.update(StreamStatus(time_s=hop * 0.25, labels=labels, scores=(0.1 * hop, 0.5)))
+    sink.emit(Event("siren", onset=0.5, offset=None, confidence=0.9))
+    sink.emit(Event("siren", onset=0.5, offset=1.5, confidence=0.9))
+    sink.close()  # hang up: the peer reads end of input and reports its counters
+    counters = json.loads(c_peer.communicate(timeout=10)[0])
+    assert counters["frames"] == 12 and counters["lost"] == 0
+    assert sum(counters.values()) == 12

@@ -233,3 +233,14 @@ def test_bridge_sinks_are_registered_for_listen():
         assert FrameDecoder().feed(mcu.recv(65536)) == [EventMessage(EventKind.ONSET, 2, 32768, 2000)]
     with pytest.raises(SinkError, match=r"^serial URL 'serial:' names no port; e.g. serial:///dev/ttyUSB0"):
         open_sinks(["serial"], labels=LABELS)
+
+
+def test_the_bridge_never_imports_torch():
+    import subprocess
+
+    code = (
+        "import sys, firmware_bridge.sink, firmware_bridge.source, firmware_bridge.c_array, edge_sed.cli.bridge; "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

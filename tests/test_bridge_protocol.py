@@ -130,8 +130,10 @@ def test_lost_frames_are_counted_from_sequence_numbers():
 
 # ---- hypothesis ---------------------------------------------------------------
 
+RELAXED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
-@settings(max_examples=300, deadline=None)
+
+@settings(max_examples=300, **RELAXED)
 @given(st.binary(max_size=4 * MAX_ENCODED), st.lists(st.integers(1, 64), max_size=50))
 def test_arbitrary_bytes_never_raise(data, cuts):
     decoder = FrameDecoder()
@@ -143,7 +145,7 @@ def test_arbitrary_bytes_never_raise(data, cuts):
     assert decoder.counters.frames + decoder.counters.errors <= data.count(0) + 1
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, **RELAXED)
 @given(st.lists(st.tuples(st.binary(max_size=80), messages), min_size=1, max_size=5), st.binary(max_size=80), st.integers(1, 300))
 def test_frames_spliced_into_garbage_are_all_recovered(pieces, tail, chunk):
     encoder = FrameEncoder()
@@ -154,7 +156,7 @@ def test_frames_spliced_into_garbage_are_all_recovered(pieces, tail, chunk):
     assert decoder.counters.lost == 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, **RELAXED)
 @given(messages, st.data())
 def test_every_single_byte_corruption_is_detected(message, data):
     wire = encode(message, seq=5)

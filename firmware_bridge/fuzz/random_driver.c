@@ -6,7 +6,8 @@
  * and is one of four kinds, in turn:
  *   0  random bytes (lengths up to 2.5 frames, zeros more frequent);
  *   1  valid frames of random types with random mutations (flips, inserted,
- *      deleted and truncated bytes);
+ *      deleted and truncated bytes); first, the same frame encoded into a
+ *      buffer too short for it must fail without writing past the buffer;
  *   2  valid frames with runs of random garbage between them: every frame
  *      must be recovered;
  *   3  one valid frame with one byte replaced: no frame may be accepted.
@@ -87,6 +88,29 @@ static size_t random_frame(uint8_t *out, size_t cap, uint16_t seq)
     }
 }
 
+/* Encoding the same frame into a buffer one or more bytes short must fail without writing past it
+   (a heap buffer of exactly that size, so that AddressSanitizer sees any overflow). */
+static unsigned long short_buffer_fails(size_t needed, uint64_t frame_state, uint16_t seq)
+{
+    size_t cap = needed - 1u - below((uint32_t)needed);
+    uint64_t next_state = rng_state;
+    uint8_t *out = (uint8_t *)malloc(cap ? cap : 1u);
+    size_t written;
+    if (out == NULL) {
+        return 1;
+    }
+    rng_state = frame_state; /* the same random frame again */
+    written = random_frame(out, cap, seq);
+    rng_state = next_state;
+    free(out);
+    if (written != 0) {
+        fprintf(stderr, "property failed: a %lu-byte frame encoded into %lu bytes\n", (unsigned long)needed,
+                (unsigned long)cap);
+        return 1;
+    }
+    return 0;
+}
+
 static size_t random_bytes(uint8_t *out, size_t n)
 {
     size_t i;
@@ -155,7 +179,9 @@ int main(int argc, char **argv)
         if (kind == 0) {
             size = random_bytes(input, below((uint32_t)(ESB_MAX_WIRE_FRAME * 5u / 2u)));
         } else if (kind == 1) {
+            uint64_t frame_state = rng_state;
             size = random_frame(input, MAX_INPUT, (uint16_t)i);
+            failures += short_buffer_fails(size, frame_state, (uint16_t)i);
             size = mutate(input, size, MAX_INPUT);
         } else if (kind == 2) {
             uint32_t k;
