@@ -37,9 +37,6 @@ Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:
     ``MicSource`` (sounddevice; the callback only copies into a ``RingBuffer``),
     ``FileSource``, ``StdinSource``: float32 mono blocks at the model's rate (soxr);
     ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
-Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
-    ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
-    ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 Microcontrollers (the top-level package :mod:`firmware_bridge`)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from edge_sed.config import FrontendConfig
 
-__all__ = ["mel_filterbank", "LogMel", "StreamingLogMel"]
+__all__ = ["periodic_hann", "mel_filterbank", "LogMel", "StreamingLogMel"]
 
 _F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz ...
 _MIN_LOG_HZ = 1000.0
@@ -40,6 +39,15 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     linear = mel * _F_SP
     log = _MIN_LOG_HZ * np.exp(_LOG_STEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
     return np.where(mel >= _MIN_LOG_MEL, log, linear)
+
+
+def periodic_hann(n_fft: int) -> np.ndarray:
+    """The periodic ("DFT-even") Hann window, as ``scipy.signal.get_window("hann", n_fft)``.
+
+    Written out here because importing scipy.signal costs about 50 MB of memory.
+    """
+    n = np.arange(n_fft, dtype=np.float64)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
 
 
 def mel_filterbank(config: FrontendConfig) -> np.ndarray:

@@ -59,3 +59,11 @@ def test_silence_floors_at_amin() -> None:
     config = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=160, fmax=8000.0)
     out = LogMel(config)(np.zeros(16000, dtype=np.float32))
     np.testing.assert_allclose(out, -100.0, atol=1e-4)
+
+
+def test_periodic_hann_equals_scipy() -> None:
+    from edge_sed.frontend import periodic_hann
+
+    for n_fft in (512, 1024):
+        expected = scipy.signal.get_window("hann", n_fft, fftbins=True)
+        np.testing.assert_allclose(periodic_hann(n_fft), expected, atol=1e-7)
