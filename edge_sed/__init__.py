@@ -23,6 +23,10 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
     ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
     AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+Backends (:mod:`edge_sed.backends`)
+    ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
+    ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata
+    that contradicts the graph. Export and int8: the top-level ``quantize`` package.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
