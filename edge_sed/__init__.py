@@ -38,6 +38,10 @@ Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:
     ``MicSource`` (sounddevice; the callback only copies into a ``RingBuffer``),
     ``FileSource``, ``StdinSource``: float32 mono blocks at the model's rate (soxr);
     ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
+Backends (:mod:`edge_sed.backends`)
+    ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
+    ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata
+    that contradicts the graph. Export and int8: the top-level ``quantize`` package.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 Microcontrollers (the top-level package :mod:`firmware_bridge`)

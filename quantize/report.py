@@ -52,13 +52,14 @@ class ModelRow:
     runtime: str
     size_bytes: int
     latency_ms: float
+    latency_min_ms: float
     accuracy: float | None
     mean_average_precision: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """A candidate against the reference (the first model): clip-level scores."""
+    """One model against an earlier one in the list (every pair): clip-level scores."""
 
     reference: str
     candidate: str
@@ -111,7 +112,8 @@ def _clip_scores(backends: Sequence[Backend], clips: Sequence[Clip]) -> tuple[li
     return [np.stack(rows) for rows in scores], n_windows
 
 
-def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> list[float]:
+def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> list[tuple[float, float]]:
+    """(median, min) milliseconds per window for each backend, interleaved run by run."""
     for backend in backends:  # warm up
         for _ in range(10):
             backend(window)
@@ -121,7 +123,7 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
             start = time.perf_counter()
             backend(window)
             times[run, index] = time.perf_counter() - start
-    return [float(ms) for ms in np.median(times, axis=0) * 1e3]
+    return [(float(median), float(least)) for median, least in zip(np.median(times, axis=0) * 1e3, times.min(axis=0) * 1e3)]
 
 
 def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -> tuple[float | None, float | None]:
@@ -140,6 +142,20 @@ def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -
     return accuracy, mean_ap
 
 
+def _model_clips(clips: Sequence[Clip], labels: Sequence[str], note: str) -> tuple[list[Clip], bool, str]:
+    """The clips to measure on: the labelled ones of the model's classes, else all (unlabelled)."""
+    notes = [note] if note else []
+    if not clips or any(clip.label is None for clip in clips):
+        return list(clips), False, note
+    kept = [clip for clip in clips if clip.label in labels]
+    if not kept:
+        notes.append("no clip is of the model's classes: accuracy not measured")
+        return list(clips), False, "; ".join(notes)
+    if len(kept) < len(clips):
+        notes.append(f"measured on the {len(kept)} of {len(clips)} clips whose label is one of the model's classes")
+    return kept, True, "; ".join(notes)
+
+
 def _relative_drop(reference: float | None, candidate: float | None) -> float | None:
     if reference is None or candidate is None or reference == 0:
         return None
@@ -154,7 +170,7 @@ def compare_models(
     note: str = "",
     latency_runs: int = 300,
 ) -> QuantizeReport:
-    """Measure *models* (the first is the reference, usually fp32) on the same clips.
+    """Measure *models* (the first is usually fp32) on the same clips, and compare every pair.
 
     Parameters
     ----------
@@ -167,13 +183,11 @@ def compare_models(
     for path, backend in zip(models, backends):
         if backend.bundle.labels != labels:
             raise ModelError(f"{str(path)!r} has other labels than {str(models[0])!r}; compare exports of one model")
+    clips, labelled, note = _model_clips(clips, labels, note)
     scores, n_windows = _clip_scores(backends, clips)
     window = clip_windows(clips[0], backends[0].bundle)[0]
     latencies = _latency_ms(backends, window, latency_runs)
     truth = [clip.label for clip in clips]
-    labelled = all(label is not None for label in truth)
-    if labelled and not all(label in labels for label in truth):
-        note = (note + "; " if note else "") + "the set's labels are not the model's: accuracy not measured"
     rows = []
     for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
         accuracy, mean_ap = _accuracy(model_scores, labels, truth) if labelled else (None, None)
@@ -183,25 +197,14 @@ def compare_models(
                 precision=backend.bundle.precision,
                 runtime=type(backend).__name__.removesuffix("Backend"),
                 size_bytes=Path(path).stat().st_size,
-                latency_ms=latency,
+                latency_ms=latency[0],
+                latency_min_ms=latency[1],
                 accuracy=accuracy,
                 mean_average_precision=mean_ap,
             )
         )
-    reference = rows[0]
     agreements = tuple(
-        Agreement(
-            reference=reference.path,
-            candidate=row.path,
-            top1_agreement=float(np.mean(scores[0].argmax(axis=1) == model_scores.argmax(axis=1))),
-            max_abs_diff=float(np.abs(model_scores - scores[0]).max()),
-            mean_abs_diff=float(np.abs(model_scores - scores[0]).mean()),
-            size_ratio=row.size_bytes / reference.size_bytes,
-            latency_ratio=row.latency_ms / reference.latency_ms,
-            accuracy_drop_relative=_relative_drop(reference.accuracy, row.accuracy),
-            map_drop_relative=_relative_drop(reference.mean_average_precision, row.mean_average_precision),
-        )
-        for row, model_scores in zip(rows[1:], scores[1:])
+        _agreement(rows[i], rows[j], scores[i], scores[j]) for i in range(len(rows)) for j in range(i + 1, len(rows))
     )
     return QuantizeReport(
         clips=clips_description,
@@ -215,6 +218,21 @@ def compare_models(
     )
 
 
+def _agreement(reference: ModelRow, candidate: ModelRow, reference_scores: np.ndarray, scores: np.ndarray) -> Agreement:
+    difference = np.abs(scores - reference_scores)
+    return Agreement(
+        reference=reference.path,
+        candidate=candidate.path,
+        top1_agreement=float(np.mean(reference_scores.argmax(axis=1) == scores.argmax(axis=1))),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        size_ratio=candidate.size_bytes / reference.size_bytes,
+        latency_ratio=candidate.latency_ms / reference.latency_ms,
+        accuracy_drop_relative=_relative_drop(reference.accuracy, candidate.accuracy),
+        map_drop_relative=_relative_drop(reference.mean_average_precision, candidate.mean_average_precision),
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -223,12 +241,12 @@ def format_report(report: QuantizeReport) -> str:
     """The report as a plain-text table (what the CLI prints)."""
     lines = [
         f"clips: {report.clips or 'n/a'} ({report.n_clips} clips, {report.n_windows} windows)",
-        f"{'model':<44} {'precision':<9} {'runtime':<8} {'size':>10} {'ms/window':>10} {'accuracy':>9} {'mAP':>7}",
+        f"{'model':<44} {'precision':<9} {'runtime':<8} {'size':>10} {'ms/window':>10} {'min ms':>7} {'accuracy':>9} {'mAP':>7}",
     ]
     for row in report.models:
         lines.append(
             f"{Path(row.path).name:<44} {row.precision:<9} {row.runtime:<8} {row.size_bytes / 1024:>8.1f}kB "
-            f"{row.latency_ms:>10.3f} {_fmt(row.accuracy, '.4f'):>9} {_fmt(row.mean_average_precision, '.4f'):>7}"
+            f"{row.latency_ms:>10.3f} {row.latency_min_ms:>7.3f} {_fmt(row.accuracy, '.4f'):>9} {_fmt(row.mean_average_precision, '.4f'):>7}"
         )
     for agreement in report.agreements:
         lines.append(
@@ -237,7 +255,7 @@ def format_report(report: QuantizeReport) -> str:
             f"mean {agreement.mean_abs_diff:.5f}, size x{agreement.size_ratio:.3f}, latency x{agreement.latency_ratio:.3f}, "
             f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}, mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
         )
-    lines.append(f"latency: median of {report.latency_runs} single-window runs, {report.threads} thread")
+    lines.append(f"latency: median (and min) of {report.latency_runs} single-window runs, {report.threads} thread")
     if report.note:
         lines.append(f"note: {report.note}")
     return "\n".join(lines)
