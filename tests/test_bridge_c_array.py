@@ -100,3 +100,22 @@ def test_missing_model_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["bridge", "c-array", str(tmp_path / "absent.tflite"), "-o", str(tmp_path)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: model file {str(tmp_path / 'absent.tflite')!r} does not exist"
+
+
+def test_export_c_array_writes_the_same_files_as_bridge_c_array(generated, test_bundle, tmp_path):
+    out_dir = tmp_path / "via-export"
+    result = CliRunner().invoke(app, ["export", str(test_bundle), "--c-array", "-o", str(out_dir)])
+    assert result.exit_code == 0, result.output
+    for name in C_FILES:
+        assert (out_dir / name).read_text() == (generated / name).read_text()
+
+
+def test_export_c_array_refuses_a_checkpoint(tmp_path):
+    checkpoint = tmp_path / "student.pth"
+    checkpoint.write_bytes(b"not used")
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--c-array", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: --c-array takes a deployed model (.tflite or .onnx bundle), got {str(checkpoint)!r}; "
+        "make one with 'edge-sed quantize ... --tflite'"
+    )

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_sed.cli._app import command, console
+from edge_sed.errors import ConfigError
 
 __all__ = ["export", "quantize"]
 
@@ -20,7 +21,7 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write."
 
 @command("export", help="Export a torch checkpoint to an ONNX fp32 model bundle (metadata inside).")
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="PANNs or edge-sed checkpoint (.pth/.pt).")],
+    checkpoint: Annotated[Path, typer.Argument(help="PANNs or edge-sed checkpoint (.pth/.pt); with --c-array, an int8 .tflite bundle.")],
     output: OutputOpt,
     model: Annotated[Optional[str], typer.Option("--model", help="Registry name [checkpoint's, or inferred].")] = None,
     window: Annotated[Optional[float], typer.Option("--window", help="Window in seconds [checkpoint's, else 1.0].")] = None,
@@ -32,7 +33,24 @@ def export(
     verify_audio: Annotated[
         Optional[list[Path]], typer.Option("--verify-audio", help="Real audio to check ONNX against torch on [a shipped clip].")
     ] = None,
+    c_array: Annotated[
+        bool,
+        typer.Option(
+            "--c-array",
+            help="Write the given .tflite (or .onnx) bundle as model_data.{h,cc} + model_settings.h for TFLite Micro into the -o directory.",
+        ),
+    ] = False,
 ) -> None:
+    if c_array:
+        if checkpoint.suffix not in (".tflite", ".onnx"):
+            raise ConfigError(
+                f"--c-array takes a deployed model (.tflite or .onnx bundle), got {str(checkpoint)!r}; "
+                "make one with 'edge-sed quantize ... --tflite'"
+            )
+        from edge_sed.cli.bridge import c_array as write_c_array
+
+        write_c_array(checkpoint, output)
+        return
     from quantize.export import VERIFY_AUDIO, export_onnx
 
     result = export_onnx(
