@@ -42,6 +42,8 @@ def _fit_model(tmp: Path) -> Path:
     from edge_sed.models.registry import build_model
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same weights whatever the machine's core count
     model = build_model("mobilenet_v2_strided", num_classes=len(CLASSES), frontend=FRONTEND_16K)
     shape = ModelBundle(name="fit", labels=CLASSES, frontend=FRONTEND_16K, stream=STREAM)
     logmel = LogMel(FRONTEND_16K)
@@ -64,6 +66,7 @@ def _fit_model(tmp: Path) -> Path:
             module.momentum = None
     with torch.no_grad():
         model.forward_logmel(x)
+    torch.set_num_threads(threads)
     return save_checkpoint(
         tmp / "fitted.pth",
         model.eval(),
