@@ -22,10 +22,12 @@ import json
 import multiprocessing
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout; spawned fold workers import edge_sed from here too
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ("teacher", "student_scratch", "student_distill")
 RECIPES = {

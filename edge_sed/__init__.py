@@ -21,6 +21,11 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
     ``tagging.tag_file()``. AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+Training (:mod:`edge_sed.train`, torch)
+    ``DataConfig`` and ``read_dataset()`` (ESC-50, FSDD, librosa examples, CSV
+    folders, AudioSet HDF5/segment lists); ``BalancedSampler``; ``AugmentConfig``;
+    ``load_recipe()``, ``train()`` (the one loop), ``evaluate_checkpoint()``;
+    ``DistillConfig`` and cached teacher logits.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
