@@ -7,12 +7,14 @@ For each fold k (validation fold k, training on the others):
 2. student from scratch: ``configs/esc50_student_scratch_cpu.toml`` (MobileNetV1);
 3. student distilled: ``configs/esc50_student_distill_cpu.toml`` from fold k's teacher.
 
-Folds run in parallel worker processes (one torch thread each); a finished run
-(its ``result.json``) is not run again, so the script can be stopped and
-continued. ``--aggregate`` only collects what has finished. Prints a table and
+Runs go to worker processes (one torch thread each): the teachers and the
+students from scratch start at once, each distilled student when its fold's
+teacher is done. A finished run (its ``result.json``) is not run again and a
+stopped one continues from its ``last.pt``, so the script can be stopped and
+started again. ``--aggregate`` only collects what has finished. Prints a table and
 writes ``benchmarks/results/train_esc50.json`` and ``.md``.
 
-    OMP_NUM_THREADS=1 python benchmarks/train_esc50.py --folds 1 2 --workers 2
+    OMP_NUM_THREADS=1 python benchmarks/train_esc50.py --folds 1 2 --workers 4
 """
 
 from __future__ import annotations
@@ -48,30 +50,49 @@ def _overrides(run: str, fold: int, args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _run_fold(fold: int, args: argparse.Namespace) -> None:
+def _run_one(run: str, fold: int, args: argparse.Namespace) -> None:
+    """Train one (run, fold); continue from its last.pt when an earlier attempt was stopped."""
     import torch
 
-    from edge_sed.train.loop import load_recipe, train
+    from edge_sed.train.loop import LAST_CHECKPOINT, load_recipe, train
 
     torch.set_num_threads(1)
-    for run in RUNS:
-        done = Path(args.out) / f"fold{fold}" / run / "result.json"
-        if done.exists():
-            continue
-        overrides = _overrides(run, fold, args)
-        started = time.perf_counter()
-        result = train(load_recipe(ROOT / RECIPES[run], overrides))
-        record = {
-            "run": run,
-            "fold": fold,
-            "recipe": RECIPES[run],
-            "overrides": overrides,
-            "seconds": round(time.perf_counter() - started, 1),
-            "best": result.best_metrics,
-            "history": result.history,
-        }
-        done.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        print(f"fold {fold} {run}: {record['seconds']} s, best {result.best_metrics}", flush=True)
+    folder = Path(args.out) / f"fold{fold}" / run
+    if (folder / "result.json").exists():
+        return
+    overrides = _overrides(run, fold, args)
+    if (folder / LAST_CHECKPOINT).exists():
+        overrides.append(f"train.resume={folder / LAST_CHECKPOINT}")
+    started = time.perf_counter()
+    result = train(load_recipe(ROOT / RECIPES[run], overrides))
+    record = {
+        "run": run,
+        "fold": fold,
+        "recipe": RECIPES[run],
+        "overrides": overrides,
+        "seconds": round(time.perf_counter() - started, 1),
+        "best": result.best_metrics,
+        "history": result.history,
+    }
+    (folder / "result.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    print(f"fold {fold} {run}: {record['seconds']} s, best {result.best_metrics}", flush=True)
+
+
+def _run_all(args: argparse.Namespace) -> None:
+    """Teachers and scratch students at once; each fold's distilled student as soon as its teacher is done."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.workers) as pool:
+        pending = []
+
+        def distill_after_teacher(fold: int):
+            return lambda _: pending.append(pool.apply_async(_run_one, ("student_distill", fold, args)))
+
+        for fold in args.folds:
+            pending.append(pool.apply_async(_run_one, ("teacher", fold, args), callback=distill_after_teacher(fold)))
+        for fold in args.folds:
+            pending.append(pool.apply_async(_run_one, ("student_scratch", fold, args)))
+        while pending:
+            pending.pop(0).get()
 
 
 def _aggregate(args: argparse.Namespace) -> dict:
@@ -123,15 +144,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--student-epochs", type=int, default=12)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4, help="processes (one torch thread each)")
     parser.add_argument("--all-classes", action="store_true", help="all 50 classes instead of ESC-10")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_esc50"))
     parser.add_argument("--aggregate", action="store_true", help="only collect finished runs")
     args = parser.parse_args()
     if not args.aggregate:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(args.workers) as pool:
-            pool.starmap(_run_fold, [(fold, args) for fold in args.folds])
+        _run_all(args)
     report = _aggregate(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_esc50.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

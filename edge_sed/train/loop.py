@@ -152,12 +152,13 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _parse_value(text: str) -> Any:
-    """A TOML value (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``), or the bare text as a string."""
+def _parse_value(text: str, field_type: str) -> Any:
+    """A TOML value (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``); bare text for string fields."""
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    return text if field_type == "str" and not isinstance(value, str) else value
 
 
 def load_recipe(path: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> Recipe:
@@ -172,7 +173,8 @@ def load_recipe(path: str | Path | Mapping[str, Any], overrides: Sequence[str] =
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"override {override!r} is not section.key=value (e.g. train.epochs=3)")
-        sections.setdefault(section, {})[name] = _parse_value(text.strip())
+        types = {f.name: str(f.type) for f in dataclasses.fields(_SECTIONS[section])} if section in _SECTIONS else {}
+        sections.setdefault(section, {})[name] = _parse_value(text.strip(), types.get(name, ""))
     unknown = [name for name in sections if name not in _SECTIONS]
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(_SECTIONS)}")
@@ -491,6 +493,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
     if where.world_size > 1:
         forward = torch.nn.parallel.DistributedDataParallel(forward)
     use_bf16 = config.bf16 and where.device.startswith("cuda")
+    torch.backends.cudnn.benchmark = where.device.startswith("cuda")  # fixed crop length: pick the fastest kernels
     rng = np.random.default_rng((config.seed, where.rank))
     run_log = _RunLog(out_dir, config.tensorboard) if where.is_main else None
     kd_lambda = recipe.distill.kd_lambda if recipe.distill else 1.0
