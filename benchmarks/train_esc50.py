@@ -186,7 +186,7 @@ def _table(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--teacher-epochs", type=int, default=6)
+    parser.add_argument("--teacher-epochs", type=int, default=4)
     parser.add_argument("--student-epochs", type=int, default=12)
     parser.add_argument("--workers", type=int, default=4, help="processes (one torch thread each)")
     parser.add_argument("--all-classes", action="store_true", help="all 50 classes instead of ESC-10")
