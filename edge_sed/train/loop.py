@@ -409,6 +409,37 @@ def _save(path: Path, model: torch.nn.Module, table: ClipTable, recipe: Recipe, 
     )
 
 
+def _batch_loss(
+    batch: dict[str, Any],
+    model: torch.nn.Module,
+    forward: torch.nn.Module,
+    recipe: Recipe,
+    teacher: TeacherLogits | None,
+    keys: tuple[str, ...],
+    rng: np.random.Generator,
+    device: str,
+    use_bf16: bool,
+) -> torch.Tensor:
+    """Front end, SpecAugment and mixup (labels and teacher soft targets alike), forward, loss."""
+    import torch
+
+    targets = [batch["target"].to(device)]
+    weight = None
+    kd_lambda, temperature = (recipe.distill.kd_lambda, recipe.distill.temperature) if recipe.distill else (1.0, 1.0)
+    if teacher is not None:
+        teacher_logits, teacher_weight = teacher.lookup([keys[i] for i in batch["index"].tolist()], batch["crop"].numpy())
+        targets.append(torch.sigmoid(torch.from_numpy(teacher_logits).to(device) / temperature))
+        weight = torch.from_numpy(teacher_weight).to(device)
+    with torch.no_grad():
+        logmel = spec_augment(model.logmel(batch["waveform"].to(device, non_blocking=True)), recipe.augment, rng)
+        if recipe.augment.mixup_alpha:
+            logmel, targets = mixup(logmel, targets, recipe.augment.mixup_alpha, rng)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        logits = forward(logmel)["logits"].float()
+    soft_target = targets[1] if teacher is not None else None
+    return distillation_loss(logits, targets[0], soft_target, weight, kd_lambda=kd_lambda, temperature=temperature)
+
+
 def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResult:
     """Train the recipe's model (a teacher, or a student when ``recipe.distill`` is set).
 
@@ -460,7 +491,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
         sampler=sampler,
         num_workers=config.num_workers,
         collate_fn=collate_clips,
-        persistent_workers=config.num_workers > 0,
+        # no persistent workers: each epoch's workers get the dataset with its new epoch (new crops)
         drop_last=len(sampler) >= config.batch_size,
     )
     clean_crops = ClipDataset(train_table, sample_rate, crop_s=recipe.data.crop_s, seed=config.seed + 1)
@@ -496,8 +527,6 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
     torch.backends.cudnn.benchmark = where.device.startswith("cuda")  # fixed crop length: pick the fastest kernels
     rng = np.random.default_rng((config.seed, where.rank))
     run_log = _RunLog(out_dir, config.tensorboard) if where.is_main else None
-    kd_lambda = recipe.distill.kd_lambda if recipe.distill else 1.0
-    temperature = recipe.distill.temperature if recipe.distill else 1.0
 
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
@@ -508,40 +537,17 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             progress.begin(f"epoch {epoch + 1}/{config.epochs}", len(loader) * config.batch_size)
         for batch in loader:
             log.debug("rank %d epoch %d clips %s", where.rank, epoch, batch["index"].tolist())
-            waveform = batch["waveform"].to(where.device, non_blocking=True)
-            target = batch["target"].to(where.device)
-            targets = [target]
-            weight = None
-            if teacher is not None:
-                keys = [train_table.keys[i] for i in batch["index"].tolist()]
-                teacher_logits, teacher_weight = teacher.lookup(keys, batch["crop"].numpy())
-                targets.append(torch.sigmoid(torch.from_numpy(teacher_logits).to(where.device) / temperature))
-                weight = torch.from_numpy(teacher_weight).to(where.device)
-            with torch.no_grad():
-                logmel = model.logmel(waveform)
-                logmel = spec_augment(logmel, recipe.augment, rng)
-                if recipe.augment.mixup_alpha:
-                    logmel, targets = mixup(logmel, targets, recipe.augment.mixup_alpha, rng)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = forward(logmel)["logits"].float()
-            loss = distillation_loss(
-                logits,
-                targets[0],
-                targets[1] if teacher is not None else None,
-                weight,
-                kd_lambda=kd_lambda,
-                temperature=temperature,
-            )
+            loss = _batch_loss(batch, model, forward, recipe, teacher, train_table.keys, rng, where.device, use_bf16)
             if not torch.isfinite(loss):
                 raise ModelError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}; lower [train] lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            seen += len(waveform)
-            loss_sum += loss.item() * len(waveform)
+            seen += len(batch["index"])
+            loss_sum += loss.item() * len(batch["index"])
             if progress and where.is_main:
-                progress.advance(len(waveform), loss.item())
+                progress.advance(len(batch["index"]), loss.item())
         elapsed = time.perf_counter() - started
         if where.is_main:
             if config.bn_recalibration_batches:
