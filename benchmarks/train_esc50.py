@@ -141,7 +141,24 @@ def _aggregate(args: argparse.Namespace) -> dict:
                     for metric in ("accuracy", "mAP")
                 },
             }
+    paired = []  # scratch vs distilled at the same epoch (same schedule), also for runs still going
+    for fold in sorted({r["fold"] for r in records}):
+        runs = {r["run"]: r for r in records if r["fold"] == fold}
+        if "student_scratch" in runs and "student_distill" in runs:
+            epoch = min(runs["student_scratch"]["epochs_done"], runs["student_distill"]["epochs_done"])
+            paired.append(
+                {
+                    "fold": fold,
+                    "epoch": epoch,
+                    **{
+                        f"{run}_{metric}": runs[run]["history"][epoch - 1][f"val_{metric}"]
+                        for run in ("student_scratch", "student_distill")
+                        for metric in ("accuracy", "mAP")
+                    },
+                }
+            )
     return {
+        "paired_students": paired,
         "what": "ESC-50 clips, cross-validated by official fold: teacher vs student from scratch vs distilled student",
         "classes": "all 50" if args.all_classes else "ESC-10 (10 classes, 400 clips: 320 train / 80 validation per fold)",
         "teacher_epochs": args.teacher_epochs,
@@ -180,6 +197,13 @@ def _table(report: dict) -> str:
             f"| {r['run']} (stopped after {r['epochs_done']} epochs) | {r['fold']} | {r['last']['val_accuracy']:.3f} "
             f"| {r['last']['val_mAP']:.3f} | | |"
         )
+    if report["paired_students"]:
+        lines += ["", "| fold | at epoch | scratch accuracy | distilled accuracy | scratch mAP | distilled mAP |", "|---|---|---|---|---|---|"]
+        for p in report["paired_students"]:
+            lines.append(
+                f"| {p['fold']} | {p['epoch']} | {p['student_scratch_accuracy']:.3f} | {p['student_distill_accuracy']:.3f} "
+                f"| {p['student_scratch_mAP']:.3f} | {p['student_distill_mAP']:.3f} |"
+            )
     return "\n".join(lines)
 
 
