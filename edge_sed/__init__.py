@@ -20,7 +20,10 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
-    ``tagging.tag_file()``. AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+    ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
+    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable),
+    ``fetch.fetch_checkpoint()`` (official Zenodo files, checksum-verified; no torch).
+    AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Training (:mod:`edge_sed.train`, torch)
     ``DataConfig`` and ``read_dataset()`` (ESC-50, FSDD, librosa examples, CSV
     folders, AudioSet HDF5/segment lists); ``BalancedSampler``; ``AugmentConfig``;
