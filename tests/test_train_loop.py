@@ -139,6 +139,14 @@ def test_tiny_teacher_then_student_end_to_end(tiny_recipe: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert '"clips": 2' in result.output and '"accuracy"' in result.output
 
+    wider = tmp_path / "wider"  # one more label than the model knows: its clips are left out
+    wider.mkdir()
+    rows = (tmp_path / "metadata.csv").read_text().splitlines()
+    (wider / "metadata.csv").write_text("\n".join([*rows, rows[1].replace(",dog,", ",cat,")]) + "\n")
+    result = CliRunner().invoke(app, ["evaluate", str(teacher.best_checkpoint), str(wider), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"clips": 4' in result.output
+
 
 def test_unknown_config_key_is_one_cli_line(tiny_recipe: Path) -> None:
     broken = tiny_recipe.read_text().replace("epochs = 1", "epoch = 1")

@@ -350,13 +350,18 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Metrics of a checkpoint on a dataset (one fold of it, or all clips when *fold* is None).
 
-    The data's labels must be a subset of the checkpoint's; targets are laid
-    out in the checkpoint's label order.
+    Clips of labels the checkpoint does not know are left out (a model trained
+    on ESC-10 is evaluated on those 10 classes of ESC-50); targets are laid out
+    in the checkpoint's label order.
     """
     from edge_sed.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     table = read_dataset(data)
+    shared = tuple(label for label in table.labels if label in loaded.labels)
+    if shared and len(shared) < len(table.labels):
+        log.info("evaluating on the %d of %d data labels the checkpoint knows", len(shared), len(table.labels))
+        table = read_dataset(dataclasses.replace(data, classes=shared))
     if fold is not None:
         table = table.split(fold)[1]
     table = table.with_labels(tuple(loaded.labels))
