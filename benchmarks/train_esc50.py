@@ -32,12 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout; spawned fold workers import edge_sed from here too
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = ("teacher", "student_scratch", "student_distill")
+RUNS = ("teacher", "student_scratch", "student_distill", "student_self_distill")
 RECIPES = {
     "teacher": "configs/esc50_teacher_cpu.toml",
     "student_scratch": "configs/esc50_student_scratch_cpu.toml",
     "student_distill": "configs/esc50_student_distill_cpu.toml",
+    "student_self_distill": "configs/esc50_student_distill_cpu.toml",
 }
+#: Which run's checkpoint teaches which student: the Cnn6 teacher, or the student from scratch
+#: ("born-again" self-distillation: same architecture, its final weights, no selection on the validation fold).
+TEACHER_OF = {"student_distill": ("teacher", "best.pt"), "student_self_distill": ("student_scratch", "last.pt")}
 
 
 def _overrides(run: str, fold: int, args: argparse.Namespace) -> list[str]:
@@ -46,8 +50,9 @@ def _overrides(run: str, fold: int, args: argparse.Namespace) -> list[str]:
     overrides = [f"data.val_fold={fold}", f"train.out_dir={out}", f"train.epochs={epochs}", "train.threads=1"]
     if args.all_classes:
         overrides.append("data.classes=[]")
-    if run == "student_distill":
-        overrides.append(f"distill.teacher={Path(args.out) / f'fold{fold}' / 'teacher' / 'best.pt'}")
+    if run in TEACHER_OF:
+        teacher_run, checkpoint = TEACHER_OF[run]
+        overrides.append(f"distill.teacher={Path(args.out) / f'fold{fold}' / teacher_run / checkpoint}")
     return overrides
 
 
@@ -80,18 +85,23 @@ def _run_one(run: str, fold: int, args: argparse.Namespace) -> None:
 
 
 def _run_all(args: argparse.Namespace) -> None:
-    """Teachers and scratch students at once; each fold's distilled student as soon as its teacher is done."""
+    """Teachers and scratch students at once; each distilled student as soon as its teacher run is done
+    (at once when its teacher run is not among ``--runs``: then it must have finished before)."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers) as pool:
         pending = []
 
-        def distill_after_teacher(fold: int):
-            return lambda _: pending.append(pool.apply_async(_run_one, ("student_distill", fold, args)))
+        def start(runs: list[str], fold: int) -> None:
+            pending.extend(pool.apply_async(_run_one, (run, fold, args)) for run in runs)
 
-        for fold in args.folds:
-            pending.append(pool.apply_async(_run_one, ("teacher", fold, args), callback=distill_after_teacher(fold)))
-        for fold in args.folds:
-            pending.append(pool.apply_async(_run_one, ("student_scratch", fold, args)))
+        for teacher_run in ("teacher", "student_scratch"):
+            for fold in args.folds:
+                students = [s for s, (t, _) in TEACHER_OF.items() if t == teacher_run and s in args.runs]
+                if teacher_run in args.runs:
+                    then = (lambda _, students=students, fold=fold: start(students, fold))
+                    pending.append(pool.apply_async(_run_one, (teacher_run, fold, args), callback=then))
+                else:
+                    start(students, fold)
         while pending:
             pending.pop(0).get()
 
@@ -144,15 +154,16 @@ def _aggregate(args: argparse.Namespace) -> dict:
     paired = []  # scratch vs distilled at the same epoch (same schedule), also for runs still going
     for fold in sorted({r["fold"] for r in records}):
         runs = {r["run"]: r for r in records if r["fold"] == fold}
-        if "student_scratch" in runs and "student_distill" in runs:
-            epoch = min(runs["student_scratch"]["epochs_done"], runs["student_distill"]["epochs_done"])
+        for student in (s for s in TEACHER_OF if s in runs and "student_scratch" in runs):
+            epoch = min(runs["student_scratch"]["epochs_done"], runs[student]["epochs_done"])
             paired.append(
                 {
                     "fold": fold,
+                    "student": student,
                     "epoch": epoch,
                     **{
-                        f"{run}_{metric}": runs[run]["history"][epoch - 1][f"val_{metric}"]
-                        for run in ("student_scratch", "student_distill")
+                        f"{name}_{metric}": runs[run]["history"][epoch - 1][f"val_{metric}"]
+                        for name, run in (("scratch", "student_scratch"), ("distilled", student))
                         for metric in ("accuracy", "mAP")
                     },
                 }
@@ -198,11 +209,15 @@ def _table(report: dict) -> str:
             f"| {r['last']['val_mAP']:.3f} | | |"
         )
     if report["paired_students"]:
-        lines += ["", "| fold | at epoch | scratch accuracy | distilled accuracy | scratch mAP | distilled mAP |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| distilled student | fold | at epoch | scratch accuracy | distilled accuracy | scratch mAP | distilled mAP |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in report["paired_students"]:
             lines.append(
-                f"| {p['fold']} | {p['epoch']} | {p['student_scratch_accuracy']:.3f} | {p['student_distill_accuracy']:.3f} "
-                f"| {p['student_scratch_mAP']:.3f} | {p['student_distill_mAP']:.3f} |"
+                f"| {p['student']} | {p['fold']} | {p['epoch']} | {p['scratch_accuracy']:.3f} | {p['distilled_accuracy']:.3f} "
+                f"| {p['scratch_mAP']:.3f} | {p['distilled_mAP']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -213,6 +228,7 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=4)
     parser.add_argument("--student-epochs", type=int, default=12)
     parser.add_argument("--workers", type=int, default=4, help="processes (one torch thread each)")
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS), help="students to distil (all)")
     parser.add_argument("--all-classes", action="store_true", help="all 50 classes instead of ESC-10")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_esc50"))
     parser.add_argument("--aggregate", action="store_true", help="only collect finished runs")
