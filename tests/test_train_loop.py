@@ -95,7 +95,9 @@ def test_teacher_logits_lookup_by_key_and_crop(tmp_path: Path) -> None:
     )
     cache.save(tmp_path)
     loaded = TeacherLogits.load(tmp_path)
-    logits, weight = loaded.lookup(["b", "a", "zz", "b"], np.array([1, 2, 0, 9]))
+    clips = loaded.rows_for(["b", "a", "zz", "b"])
+    assert clips.tolist() == [1, 0, -1, 1]
+    logits, weight = loaded.lookup(clips, np.array([1, 2, 0, 9]))
     assert logits.tolist() == [[8, 9], [4, 5], [0, 0], [8, 9]]
     assert weight.tolist() == [1, 1, 0, 1]
 

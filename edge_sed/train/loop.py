@@ -420,7 +420,7 @@ def _batch_loss(
     forward: torch.nn.Module,
     recipe: Recipe,
     teacher: TeacherLogits | None,
-    keys: tuple[str, ...],
+    teacher_rows: np.ndarray,
     rng: np.random.Generator,
     device: str,
     use_bf16: bool,
@@ -432,7 +432,7 @@ def _batch_loss(
     weight = None
     kd_lambda, temperature = (recipe.distill.kd_lambda, recipe.distill.temperature) if recipe.distill else (1.0, 1.0)
     if teacher is not None:
-        teacher_logits, teacher_weight = teacher.lookup([keys[i] for i in batch["index"].tolist()], batch["crop"].numpy())
+        teacher_logits, teacher_weight = teacher.lookup(teacher_rows[batch["index"].numpy()], batch["crop"].numpy())
         targets.append(torch.sigmoid(torch.from_numpy(teacher_logits).to(device) / temperature))
         weight = torch.from_numpy(teacher_weight).to(device)
     with torch.no_grad():
@@ -476,6 +476,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             cached_teacher_logits(recipe.distill, train_table, crop_s=recipe.data.crop_s, folder=cache, device=where.device)
         _barrier(where)
         teacher = TeacherLogits.load(cache)
+    teacher_rows = teacher.rows_for(train_table.keys) if teacher is not None else np.zeros(0, dtype=np.int64)
 
     augment = WaveformAugment(recipe.augment, sample_rate) if _uses_waveform_augment(recipe.augment) else None
     dataset = ClipDataset(
@@ -542,7 +543,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             progress.begin(f"epoch {epoch + 1}/{config.epochs}", len(loader) * config.batch_size)
         for batch in loader:
             log.debug("rank %d epoch %d clips %s", where.rank, epoch, batch["index"].tolist())
-            loss = _batch_loss(batch, model, forward, recipe, teacher, train_table.keys, rng, where.device, use_bf16)
+            loss = _batch_loss(batch, model, forward, recipe, teacher, teacher_rows, rng, where.device, use_bf16)
             if not torch.isfinite(loss):
                 raise ModelError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}; lower [train] lr")
             optimizer.zero_grad(set_to_none=True)
