@@ -16,6 +16,9 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
+Soundscapes (:mod:`edge_sed.soundscape`)
+    ``load_catalog()``, ``synthesize_set()``, ``write_soundscape_set()``: real recordings
+    placed over real backgrounds with known onsets; fixed train/validation/test splits.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
