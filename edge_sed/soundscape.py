@@ -20,6 +20,7 @@ Everything is deterministic given a seed. Only numpy and soundfile are used.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "Soundscape",
     "active_region",
     "load_catalog",
+    "compose",
     "synthesize",
     "synthesize_set",
     "write_soundscape_set",
@@ -149,16 +151,23 @@ class EventSource:
         return stem if self.stop_s is None else f"{stem}@{self.start_s:g}-{self.stop_s:g}"
 
     def load(self) -> np.ndarray:
-        """The audio, trimmed to its active region; shape (n,), float32 at 16 kHz."""
-        pause = np.zeros(round(DIGIT_PAUSE_S * SAMPLE_RATE), dtype=np.float32)
-        parts: list[np.ndarray] = []
-        for path in self.paths:
-            samples, _ = read_audio(path, SAMPLE_RATE)
-            if self.stop_s is not None:
-                samples = samples[round(self.start_s * SAMPLE_RATE) : round(self.stop_s * SAMPLE_RATE)]
-            start, stop = active_region(samples, SAMPLE_RATE)
-            parts += [samples[start:stop], pause]
-        return np.concatenate(parts[:-1])
+        """The audio, trimmed to its active region; shape (n,), float32 at 16 kHz (read-only, cached)."""
+        return _load_trimmed(self)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_trimmed(source: EventSource) -> np.ndarray:
+    pause = np.zeros(round(DIGIT_PAUSE_S * SAMPLE_RATE), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for path in source.paths:
+        samples, _ = read_audio(path, SAMPLE_RATE)
+        if source.stop_s is not None:
+            samples = samples[round(source.start_s * SAMPLE_RATE) : round(source.stop_s * SAMPLE_RATE)]
+        start, stop = active_region(samples, SAMPLE_RATE)
+        parts += [samples[start:stop], pause]
+    audio = np.concatenate(parts[:-1])
+    audio.flags.writeable = False
+    return audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,19 +373,17 @@ def _rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)) + 1e-20))
 
 
-def _background_bed(
-    backgrounds: Sequence[Background], n_samples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, str]:
-    """One background looped (with short crossfades) to *n_samples* samples."""
-    chosen = backgrounds[int(rng.integers(len(backgrounds)))]
-    samples, _ = read_audio(chosen.path, SAMPLE_RATE)
+def _background_bed(background: Background, n_samples: int, offset_s: float, dbfs: float) -> np.ndarray:
+    """*background* from *offset_s* on, looped with short crossfades to *n_samples*
+    samples, at an RMS of *dbfs*."""
+    samples, _ = read_audio(background.path, SAMPLE_RATE)
     fade = min(len(samples) // 4, SAMPLE_RATE // 10)
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    offset = int(rng.integers(len(samples)))
-    bed = np.roll(samples, -offset)
+    bed = np.roll(samples, -(round(offset_s * SAMPLE_RATE) % len(samples)))
     while len(bed) < n_samples:
         bed = np.concatenate((bed[:-fade], bed[-fade:] * ramp[::-1] + samples[:fade] * ramp, samples[fade:]))
-    return bed[:n_samples], chosen.path.stem
+    bed = bed[:n_samples]
+    return bed * np.float32(10 ** (dbfs / 20) / _rms(bed))
 
 
 def _onsets(lengths: Sequence[int], config: SoundscapeConfig, n_samples: int, rng: np.random.Generator) -> list[int]:
@@ -395,6 +402,38 @@ def _onsets(lengths: Sequence[int], config: SoundscapeConfig, n_samples: int, rn
     return onsets
 
 
+def compose(
+    arrangement: Sequence[tuple[EventSource, float, float]],
+    background: Background,
+    config: SoundscapeConfig,
+    *,
+    background_offset_s: float = 0.0,
+) -> Soundscape:
+    """A soundscape with the events of *arrangement*, ``(source, onset_s, snr_db)``,
+    over *background*; events are cut at ``config.max_event_s`` and at the end.
+
+    Each event's gain makes its RMS ``snr_db`` above the background RMS under
+    it; if the mix would clip, all of it is scaled down together.
+    """
+    n_samples = round(config.duration_s * SAMPLE_RATE)
+    bed = _background_bed(background, n_samples, background_offset_s, config.background_dbfs)
+    mix = bed.copy()
+    placed = []
+    for source, onset_s, snr_db in arrangement:
+        onset = round(onset_s * SAMPLE_RATE)
+        clip = source.load()[: min(round(config.max_event_s * SAMPLE_RATE), n_samples - onset)]
+        if len(clip) == 0:
+            raise ConfigError(f"event {source.name!r} at {onset_s!r} s is silent or outside the soundscape")
+        gain = _rms(bed[onset : onset + len(clip)]) * 10 ** (snr_db / 20) / _rms(clip)
+        mix[onset : onset + len(clip)] += clip * np.float32(gain)
+        placed.append(PlacedEvent(source.label, onset / SAMPLE_RATE, (onset + len(clip)) / SAMPLE_RATE, snr_db, source.name))
+    peak = float(np.max(np.abs(mix)))
+    if peak > _PEAK_LIMIT:
+        mix *= np.float32(_PEAK_LIMIT / peak)
+    placed.sort(key=lambda event: event.onset)
+    return Soundscape(mix, tuple(placed), background.path.stem)
+
+
 def synthesize(
     config: SoundscapeConfig,
     sources: Sequence[EventSource],
@@ -404,43 +443,31 @@ def synthesize(
     """One soundscape: random events from *sources* over one of *backgrounds*.
 
     Labels are drawn uniformly (each at most once per soundscape), then one
-    recording of each. Without overlap, events that do not fit are dropped.
+    recording of each, placed by :func:`compose`. Without overlap, events that
+    do not fit are dropped.
     """
     if not sources or not backgrounds:
         raise ConfigError("need at least one event source and one background to synthesise a soundscape")
     n_samples = round(config.duration_s * SAMPLE_RATE)
-    bed, background_name = _background_bed(backgrounds, n_samples, rng)
-    bed = bed * np.float32(10 ** (config.background_dbfs / 20) / _rms(bed))
+    background = backgrounds[int(rng.integers(len(backgrounds)))]
+    background_offset_s = float(rng.uniform(0.0, 60.0))
     by_label: dict[str, list[EventSource]] = {}
     for source in sources:
         by_label.setdefault(source.label, []).append(source)
     n_events = min(len(by_label), int(rng.integers(config.min_events, config.max_events + 1)))
     labels = rng.choice(sorted(by_label), size=n_events, replace=False)
     picked = [by_label[label][int(rng.integers(len(by_label[label])))] for label in labels]
-    clips = []
-    for source in picked:
-        clip = source.load()[: round(config.max_event_s * SAMPLE_RATE)]
-        if len(clip) >= SAMPLE_RATE // 10:
-            clips.append((source, clip))
+    lengths = [min(len(source.load()), round(config.max_event_s * SAMPLE_RATE)) for source in picked]
+    kept = [(source, length) for source, length in zip(picked, lengths) if length >= SAMPLE_RATE // 10]
     if not config.overlap:
-        budget = n_samples - round(config.min_gap_s * SAMPLE_RATE)
-        while clips and sum(len(c) + round(config.min_gap_s * SAMPLE_RATE) for _, c in clips) > budget:
-            clips.pop()
-    mix = bed.astype(np.float32).copy()
-    placed = []
-    for (source, clip), onset in zip(clips, _onsets([len(c) for _, c in clips], config, n_samples, rng)):
-        clip = clip[: n_samples - onset]
-        snr_db = float(rng.uniform(*config.snr_db))
-        gain = _rms(bed[onset : onset + len(clip)]) * 10 ** (snr_db / 20) / _rms(clip)
-        mix[onset : onset + len(clip)] += clip * np.float32(gain)
-        placed.append(
-            PlacedEvent(source.label, onset / SAMPLE_RATE, (onset + len(clip)) / SAMPLE_RATE, snr_db, source.name)
-        )
-    peak = float(np.max(np.abs(mix)))
-    if peak > _PEAK_LIMIT:
-        mix *= np.float32(_PEAK_LIMIT / peak)
-    placed.sort(key=lambda event: event.onset)
-    return Soundscape(mix, tuple(placed), background_name)
+        gap = round(config.min_gap_s * SAMPLE_RATE)
+        while kept and sum(length + gap for _, length in kept) > n_samples - gap:
+            kept.pop()
+    onsets = _onsets([length for _, length in kept], config, n_samples, rng)
+    arrangement = [
+        (source, onset / SAMPLE_RATE, float(rng.uniform(*config.snr_db))) for (source, _), onset in zip(kept, onsets)
+    ]
+    return compose(arrangement, background, config, background_offset_s=background_offset_s)
 
 
 def synthesize_set(
