@@ -19,6 +19,9 @@ Events (:mod:`edge_sed.events`)
 Soundscapes (:mod:`edge_sed.soundscape`)
     ``load_catalog()``, ``synthesize_set()``, ``write_soundscape_set()``: real recordings
     placed over real backgrounds with known onsets; fixed train/validation/test splits.
+Tracking (:mod:`edge_sed.tracker`)
+    ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
+    merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
