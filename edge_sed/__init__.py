@@ -22,6 +22,9 @@ Soundscapes (:mod:`edge_sed.soundscape`)
 Tracking (:mod:`edge_sed.tracker`)
     ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
     merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
+Model zoo, torch only (:mod:`edge_sed.models`)
+    ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
+    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
