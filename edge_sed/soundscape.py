@@ -121,8 +121,11 @@ LABELLED_AMBIENCE_WORDS = ("rain", "wind", "insect", "cricket", "bird", "seagull
 ACTIVITY_FRAME_S = 0.02
 #: A frame is active when its level is within this many dB of the loudest frame ...
 ACTIVITY_RANGE_DB = 30.0
-#: ... and this many dB above the clip's quiet floor (10th percentile).
+#: ... and this many dB above the clip's quiet floor (10th percentile), unless
+#: the loudest frame is less than ACTIVITY_STATIONARY_DB above that floor
+#: (rain, engines, wind: the whole clip is the event).
 ACTIVITY_ABOVE_FLOOR_DB = 6.0
+ACTIVITY_STATIONARY_DB = 12.0
 #: Silences shorter than this are part of the event.
 ACTIVITY_MERGE_GAP_S = 0.5
 #: Spoken digits joined into one ``speech`` event, and the pause between them.
@@ -280,32 +283,48 @@ def _frame_levels_db(samples: np.ndarray, frame: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
 
 
-def active_region(samples: np.ndarray, sample_rate: int) -> tuple[int, int]:
+def _active_runs(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Starts and stops (in frames) of the merged active runs, and the frame length."""
+    frame = max(1, round(ACTIVITY_FRAME_S * sample_rate))
+    levels = _frame_levels_db(samples, frame)
+    threshold, floor = levels.max() - ACTIVITY_RANGE_DB, np.percentile(levels, 10)
+    if levels.max() - floor > ACTIVITY_STATIONARY_DB:  # a clip with quiet parts: stay clear of its floor
+        threshold = max(threshold, floor + ACTIVITY_ABOVE_FLOOR_DB)
+    active = np.flatnonzero(levels >= threshold)
+    if levels.max() <= -100.0 or active.size == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int), frame
+    merge = max(1, round(ACTIVITY_MERGE_GAP_S / ACTIVITY_FRAME_S))
+    breaks = np.flatnonzero(np.diff(active) > merge)
+    starts = np.concatenate(([active[0]], active[breaks + 1]))
+    stops = np.concatenate((active[breaks], [active[-1]])) + 1
+    return starts, stops, frame
+
+
+def active_region(samples: np.ndarray, sample_rate: int, *, whole_span: bool = False) -> tuple[int, int]:
     """The main active part of a clip by an energy criterion.
 
     Frames of :data:`ACTIVITY_FRAME_S` are active when their level is within
-    :data:`ACTIVITY_RANGE_DB` of the loudest frame and :data:`ACTIVITY_ABOVE_FLOOR_DB`
-    above the quiet floor (silent clips: nothing is active). Active runs
+    :data:`ACTIVITY_RANGE_DB` of the loudest frame and, in clips with quiet
+    parts, :data:`ACTIVITY_ABOVE_FLOOR_DB` above their floor (silent clips:
+    nothing is active). Active runs
     separated by less than :data:`ACTIVITY_MERGE_GAP_S` are joined; the longest
-    run is returned.
+    run is returned, or with *whole_span* everything from the first active
+    frame to the last.
 
     Returns
     -------
     start, stop : int
         Sample indices; ``stop == start`` for a silent clip.
     """
-    frame = max(1, round(ACTIVITY_FRAME_S * sample_rate))
-    levels = _frame_levels_db(samples, frame)
-    threshold = max(levels.max() - ACTIVITY_RANGE_DB, np.percentile(levels, 10) + ACTIVITY_ABOVE_FLOOR_DB)
-    active = np.flatnonzero(levels >= threshold)
-    if levels.max() <= -100.0 or active.size == 0:
+    starts, stops, frame = _active_runs(samples, sample_rate)
+    if not starts.size:
         return 0, 0
-    merge = max(1, round(ACTIVITY_MERGE_GAP_S / ACTIVITY_FRAME_S))
-    breaks = np.flatnonzero(np.diff(active) > merge)
-    starts = np.concatenate(([active[0]], active[breaks + 1]))
-    stops = np.concatenate((active[breaks], [active[-1]])) + 1
-    longest = int(np.argmax(stops - starts))
-    return int(starts[longest] * frame), int(min(len(samples), stops[longest] * frame))
+    if whole_span:
+        first, last = int(starts[0]), int(stops[-1])
+    else:
+        longest = int(np.argmax(stops - starts))
+        first, last = int(starts[longest]), int(stops[longest])
+    return first * frame, min(len(samples), last * frame)
 
 
 def _read_metadata(path: Path) -> list[dict[str, str]]:

@@ -96,3 +96,9 @@ def test_held_out_recordings_never_reach_other_splits() -> None:
     assert {p.name.split("-")[0] for p in files["test"] if p.parent.parent.name == "esc50-subset"} == {"5"}
     beds = {split: {b.path for b in catalog.backgrounds_in(split, labelled_ambiences=True)} for split in files}
     assert not beds["test"] & (beds["train"] | beds["validation"])
+
+
+def test_a_stationary_clip_is_active_throughout() -> None:
+    rain, _ = read_audio(DATA / "esc50_rain_5-181766-A-10.flac", SAMPLE_RATE)
+    start, stop = active_region(rain, SAMPLE_RATE)
+    assert start <= 0.05 * SAMPLE_RATE and stop >= len(rain) - 0.05 * SAMPLE_RATE

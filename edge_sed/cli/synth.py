@@ -1,4 +1,5 @@
-"""``edge-sed synth``: synthetic soundscapes with known onsets from the shared recordings."""
+"""``edge-sed synth`` (soundscapes with known onsets) and ``edge-sed training-table``
+(the fixed splits as clip tables for ``edge-sed train``), from the shared recordings."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from edge_sed.cli._app import command, console
 from edge_sed.errors import ConfigError
 
-__all__ = ["synth"]
+__all__ = ["synth", "training_table"]
 
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
@@ -51,3 +52,14 @@ def synth(
     tsv = write_soundscape_set(soundscapes, out_dir)
     n_events = sum(len(s.events) for s in soundscapes)
     console.print(f"{len(soundscapes)} soundscapes, {n_events} events -> {tsv}", highlight=False)
+
+
+@command("training-table", help="Write the train/validation clips (metadata.csv), test.csv and train backgrounds for 'edge-sed train'.")
+def training_table(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for clips/, metadata.csv, test.csv and backgrounds/.")],
+    data: Annotated[Path, typer.Option(help="The shared data root.")] = DEFAULT_DATA_ROOT,
+) -> None:
+    from edge_sed.soundscape import load_catalog
+    from edge_sed.training_table import write_training_table
+
+    console.print(f"wrote {write_training_table(load_catalog(data), out_dir)}", highlight=False)
