@@ -28,6 +28,13 @@ Tracking (:mod:`edge_sed.tracker`)
 Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
+Sinks (:mod:`edge_sed.sinks`)
+    ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
+    ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
+    ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
+Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
+    ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
+    ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
