@@ -16,3 +16,5 @@ def main() -> None:
     app()
 from edge_sed.cli import synth as _synth  # noqa: F401,E402  registers commands
 from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers commands
+from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
+from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
