@@ -3,9 +3,9 @@ as a clip folder plus CSV files (``filename,label,fold``).
 
 ``metadata.csv`` holds the train split (folds 1-3) and the validation split
 (fold :data:`VALIDATION_FOLD`), so a recipe with ``val_fold = 4`` trains on the
-one and validates on the other. The held-out test split goes only to
-``test.csv`` (fold :data:`TEST_FOLD`); no recipe that reads ``metadata.csv``
-can see it. ``backgrounds/`` links the train-split ambiences that hold no
+one and validates on the other. The held-out test split goes only to the
+separate folder ``test/`` (its own ``metadata.csv``, fold :data:`TEST_FOLD`),
+for ``edge-sed evaluate``; no recipe that reads the main table can see it. ``backgrounds/`` links the train-split ambiences that hold no
 vocabulary sounds, for background mixing.
 
 Every event clip is written cut to its active span (energy criterion), so a
@@ -62,29 +62,29 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
 
 
 def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
-    """Write ``clips/``, ``metadata.csv`` (train + validation), ``test.csv`` and ``backgrounds/``.
+    """Write ``clips/`` and ``metadata.csv`` (train + validation), ``test/`` and ``backgrounds/``.
 
     Returns the path of ``metadata.csv``.
     """
     out = Path(out_dir)
-    (out / "clips").mkdir(parents=True, exist_ok=True)
     trainval: list[tuple[str, str, int]] = []
     test: list[tuple[str, str, int]] = []
     for index, source in enumerate(catalog.events):
-        is_esc50_test = source.split == "test" and len(source.paths) == 1 and source.stop_s is None
-        if is_esc50_test:
-            test.append((str(source.paths[0].resolve()), source.label, TEST_FOLD))
+        if source.split == "test" and len(source.paths) == 1 and source.stop_s is None:
+            test.append((str(source.paths[0].resolve()), source.label, TEST_FOLD))  # ESC-50 test clips stay whole
             continue
         audio = _clip_audio(source)
         if len(audio) < SAMPLE_RATE // 10:
             log.warning("skipping %s: under 0.1 s of activity", source.name)
             continue
+        folder, rows = (out / "test", test) if source.split == "test" else (out, trainval)
         name = f"clips/{source.label}/{source.name.replace('@', '_').replace('+', '_')}.flac"
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(out / name, audio, SAMPLE_RATE, subtype="PCM_16")
-        (test if source.split == "test" else trainval).append((name, source.label, _fold(source, index)))
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / name, audio, SAMPLE_RATE, subtype="PCM_16")
+        rows.append((name, source.label, _fold(source, index)))
+    (out / "test").mkdir(parents=True, exist_ok=True)
     _write_csv(out / "metadata.csv", trainval)
-    _write_csv(out / "test.csv", test)
+    _write_csv(out / "test" / "metadata.csv", test)
     beds = out / "backgrounds"
     beds.mkdir(exist_ok=True)
     for background in catalog.backgrounds_in("train"):

@@ -1,4 +1,4 @@
-"""The training table keeps the held-out split out of metadata.csv."""
+"""The training table keeps the held-out split out of the training metadata.csv."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from edge_sed.training_table import write_training_table
 from conftest import DATA
 
 
-def test_test_split_goes_only_to_test_csv(tmp_path) -> None:
+def test_test_split_goes_only_to_its_own_folder(tmp_path) -> None:
     dog = next(DATA.glob("esc50_dog_*.flac"))
     catalog = Catalog(
         events=(
@@ -28,7 +28,6 @@ def test_test_split_goes_only_to_test_csv(tmp_path) -> None:
     metadata = write_training_table(catalog, tmp_path)
     rows = list(csv.DictReader(metadata.open()))
     assert [(r["label"], r["fold"]) for r in rows] == [("siren", "1"), ("speech", "4")]
-    assert [r["label"] for r in csv.DictReader((tmp_path / "test.csv").open())] == ["dog"]
-    assert next(csv.DictReader((tmp_path / "test.csv").open()))["filename"] == str(dog.resolve())
+    assert [r["filename"] for r in csv.DictReader((tmp_path / "test" / "metadata.csv").open())] == [str(dog.resolve())]
     assert sf.info(str(tmp_path / rows[1]["filename"])).duration > 0.5
     assert [p.name for p in (tmp_path / "backgrounds").iterdir()] == ["background_lincity_ResidentialHigh1.flac"]

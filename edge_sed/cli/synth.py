@@ -54,9 +54,9 @@ def synth(
     console.print(f"{len(soundscapes)} soundscapes, {n_events} events -> {tsv}", highlight=False)
 
 
-@command("training-table", help="Write the train/validation clips (metadata.csv), test.csv and train backgrounds for 'edge-sed train'.")
+@command("training-table", help="Write the train/validation clips (metadata.csv), the test split (test/) and train backgrounds for 'edge-sed train'.")
 def training_table(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for clips/, metadata.csv, test.csv and backgrounds/.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for clips/, metadata.csv, test/ and backgrounds/.")],
     data: Annotated[Path, typer.Option(help="The shared data root.")] = DEFAULT_DATA_ROOT,
 ) -> None:
     from edge_sed.soundscape import load_catalog
