@@ -5,8 +5,6 @@
   (onset 200 ms; offset 200 ms or 20 % of the reference event's length).
 - :func:`segment_based_scores`: sed_eval's segment-based F1 (1 s segments).
 - :func:`psds`: sed_scores_eval's PSDS over frame scores (DCASE scenario 1 by default).
-- :func:`tune_tracker`: per-class on-threshold and median length that maximise
-  event-based F1 on scored recordings (:func:`edge_sed.tracker.track_events`).
 
 Events are :class:`~edge_sed.events.Event` values; ``Event.file`` says which
 recording an event belongs to (``None`` counts as one recording). The metric
@@ -15,7 +13,6 @@ libraries come with the ``[train]`` extra and are imported when first used.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
@@ -24,11 +21,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from edge_sed.config import TrackerConfig
 from edge_sed.errors import ConfigError, require
 from edge_sed.events import Event
 from edge_sed.sinks import TSV_HEADER, TsvSink
-from edge_sed.tracker import track_events
 
 __all__ = [
     "read_tsv",
@@ -37,7 +32,6 @@ __all__ = [
     "event_based_scores",
     "segment_based_scores",
     "psds",
-    "tune_tracker",
     "ONSET_COLLAR_S",
     "OFFSET_COLLAR_RATE",
 ]
@@ -45,9 +39,6 @@ __all__ = [
 #: DCASE's event-based collars: onsets within 200 ms, offsets within 200 ms or 20 % of the event's length.
 ONSET_COLLAR_S = 0.2
 OFFSET_COLLAR_RATE = 0.2
-#: The grid :func:`tune_tracker` searches by default.
-ON_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-MEDIAN_S = (0.0, 0.5, 1.0, 2.0)
 #: DCASE's segment length for segment-based metrics.
 SEGMENT_S = 1.0
 _NO_FILE = ""
@@ -234,59 +225,3 @@ def psds(
         max_efpr=max_efpr,
     )
     return float(value)
-
-
-def tune_tracker(
-    scores: Mapping[str, np.ndarray],
-    reference: Sequence[Event],
-    labels: Sequence[str],
-    hop_s: float,
-    *,
-    base: TrackerConfig = TrackerConfig(),
-    on_thresholds: Sequence[float] = ON_THRESHOLDS,
-    median_s: Sequence[float] = MEDIAN_S,
-    first_time_s: float | None = None,
-) -> tuple[TrackerConfig, dict[str, float]]:
-    """Pick, class by class, the on-threshold and median length with the best event-based F1.
-
-    Every other rule field comes from *base*; the off-threshold keeps *base*'s
-    ratio to the on-threshold. Ties go to the earlier grid point.
-
-    Parameters
-    ----------
-    scores : mapping of str to ndarray, shape (frames, classes)
-        Frame scores per recording, as for :func:`psds`.
-    reference : sequence of Event
-        Ground truth (``Event.file`` names the recording).
-    labels, hop_s, first_time_s
-        As for :func:`edge_sed.tracker.track_events`.
-
-    Returns
-    -------
-    (TrackerConfig, dict of str to float)
-        *base* with one tuned rule per class, and each class's event F1 with it.
-    """
-    if not on_thresholds or not median_s:
-        raise ConfigError(f"tune_tracker needs grid points, got on_thresholds={on_thresholds!r}, median_s={median_s!r}")
-    tuned, best_f1 = [], {}
-    for c, label in enumerate(labels):
-        rule = base.rule(label)
-        truth = [event for event in reference if event.label == label]
-        best = None
-        for median in median_s:
-            for on in on_thresholds:
-                off = on * rule.off_threshold / rule.on_threshold if rule.on_threshold else on
-                candidate = dataclasses.replace(rule, on_threshold=on, off_threshold=off, median_s=median)
-                single = TrackerConfig(default=candidate)
-                found = [
-                    dataclasses.replace(event, file=name)
-                    for name, matrix in scores.items()
-                    for event in track_events(np.asarray(matrix)[:, [c]], [label], single, hop_s, first_time_s=first_time_s)
-                ]
-                f1 = event_based_scores(truth, found, labels=[label]).class_f1[label]
-                rank = f1 if not np.isnan(f1) else float(not truth and not found)  # no events and none found: right
-                if best is None or rank > best[0]:
-                    best = (rank, f1, candidate)
-        _, best_f1[label], tuned_rule = best  # type: ignore[misc]
-        tuned.append((label, tuned_rule))
-    return dataclasses.replace(base, per_class=tuple(tuned)), best_f1
