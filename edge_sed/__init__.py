@@ -34,6 +34,10 @@ Sinks (:mod:`edge_sed.sinks`)
     ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
     ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
     ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
+Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:`edge_sed.pipeline`)
+    ``MicSource`` (sounddevice; the callback only copies into a ``RingBuffer``),
+    ``FileSource``, ``StdinSource``: float32 mono blocks at the model's rate (soxr);
+    ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
 Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
     ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
     ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.

@@ -58,7 +58,8 @@ class Source(Protocol):
 
     name: str
     sample_rate: int
-    live: bool
+    live: bool  # NaN/Inf blocks become counted silence (else they are an error)
+    paced: bool  # blocks arrive in real time (events then carry wall-clock stamps)
     file: str | None
     counters: Counter[str]
 
@@ -165,12 +166,15 @@ class MicSource:
         The model's rate; the device is opened at its own default rate and resampled.
     device : int or str or None
         Index, name substring, or None for the default input.
+    buffer_s : float
+        Seconds of audio the ring buffer holds; when the consumer falls further
+        behind, the newest samples are dropped and counted as overruns.
     """
 
-    live = True
+    live = paced = True
     file = None
 
-    def __init__(self, sample_rate: int, device: int | str | None = None) -> None:
+    def __init__(self, sample_rate: int, device: int | str | None = None, *, buffer_s: float = MIC_BUFFER_S) -> None:
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate
@@ -178,7 +182,7 @@ class MicSource:
         self.channels = max(1, min(int(self.device["max_input_channels"]), 2))
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
-        self.ring = RingBuffer(int(MIC_BUFFER_S * self.device_rate), self.channels)
+        self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None
@@ -206,6 +210,8 @@ class MicSource:
             self.open()
         while True:
             if not self.ring.available:
+                if not self._stream.active:
+                    raise AudioInputError(f"input device {self.name} stopped delivering audio (unplugged?)")
                 time.sleep(MIC_POLL_S)
                 continue
             frames = self.ring.read()
@@ -260,7 +266,7 @@ class FileSource:
         self.name = self.file = str(self.path)
         self.sample_rate = sample_rate
         self.file_rate = self._handle.samplerate
-        self.realtime = realtime
+        self.paced = realtime
         self.block_frames = block_frames
         self.counters: Counter[str] = Counter()
         self._conditioner = _Conditioner(self.name, self.file_rate, sample_rate, live=False, counters=self.counters)
@@ -273,9 +279,9 @@ class FileSource:
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioInputError(f"cannot read {self.name!r} past {done / self.file_rate:.2f} s ({exc})") from None
             last = len(frames) < self.block_frames
-            if self.realtime:
-                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             done += len(frames)
+            if self.paced:  # released when its last sample would have arrived from a microphone
+                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             block = self._conditioner(frames, last=last)
             if block.size:
                 yield block
@@ -301,7 +307,7 @@ class StdinSource:
         Where to read (``sys.stdin.buffer`` by default).
     """
 
-    live = True
+    live = paced = True
     file = None
 
     def __init__(self, sample_rate: int, *, rate: int, channels: int = 1, stream: BinaryIO | None = None,
@@ -325,6 +331,8 @@ class StdinSource:
         while True:
             data = self.stream.read(self.block_bytes)
             total += len(data)
+            if total == 0:
+                raise AudioInputError("stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it")
             whole = len(data) - len(data) % frame_bytes
             if len(data) < self.block_bytes and whole != len(data):
                 raise AudioInputError(
