@@ -29,7 +29,9 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
-    ``tagging.tag_file()``. AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+    ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
+    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
+    AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Sinks (:mod:`edge_sed.sinks`)
     ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
     ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,

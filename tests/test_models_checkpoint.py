@@ -25,27 +25,13 @@ from edge_sed.models.tagging import clip_scores
 runner = CliRunner()
 
 
-def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial BN statistics and affine parameters, as a trained model has."""
-    generator = torch.Generator().manual_seed(seed)
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            n = layer.num_features
-            layer.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-            layer.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            layer.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            layer.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
-    return model
-
-
 @pytest.fixture(scope="module")
-def official_mobilenet_v2(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+def official_mobilenet_v2(tmp_path_factory, randomise_batchnorm) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(1)
     model = randomise_batchnorm(build_model("mobilenet_v2")).eval()
-    model.bn0.running_mean.fill_(-40.0)  # log-mel levels of real audio
-    model.bn0.running_var.fill_(200.0)
     path = tmp_path_factory.mktemp("ckpt") / "MobileNetV2_mAP=0.383.pth"
     torch.save({"model": model.state_dict(), "iteration": 0}, path)
+    model.spectrogram_extractor.conv_stft = True  # as PANNs computes it, and as PANNs' files load
     return path, model
 
 
@@ -70,13 +56,14 @@ def test_official_checkpoint_round_trip(official_mobilenet_v2, dog_clip: Path) -
     assert loaded.architecture == "mobilenet_v2" and not loaded.model.training
     assert loaded.labels == audioset_labels() and loaded.labels[0] == "Speech" and len(loaded.labels) == 527
     assert loaded.info == {"iteration": 0}
+    assert loaded.model.spectrogram_extractor.conv_stft  # PANNs' computation for PANNs' files
     samples, _ = read_audio(dog_clip, 32000)
     scores = clip_scores(loaded.model, samples)
     assert np.array_equal(scores, clip_scores(original, samples))
     assert scores.std() > 1e-3  # the randomised model gives distinct scores
 
 
-def test_edge_sed_checkpoint_round_trip(tmp_path: Path, dog_clip: Path) -> None:
+def test_edge_sed_checkpoint_round_trip(tmp_path: Path, dog_clip: Path, randomise_batchnorm) -> None:
     frontend = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, fmin=50.0, fmax=7500.0)
     model = randomise_batchnorm(build_model("mobilenet_v1_framewise", num_classes=3, frontend=frontend)).eval()
     tracker = TrackerConfig(per_class=(("dog", ClassRule(on_threshold=0.7, off_threshold=0.4)),))
@@ -85,6 +72,7 @@ def test_edge_sed_checkpoint_round_trip(tmp_path: Path, dog_clip: Path) -> None:
     assert (loaded.architecture, loaded.labels, loaded.frontend) == ("mobilenet_v1_framewise", ["dog", "rain", "siren"], frontend)
     assert loaded.info == {"tracker": tracker.to_dict(), "epoch": 3}
     assert TrackerConfig.from_dict(loaded.info["tracker"]) == tracker
+    assert not loaded.model.spectrogram_extractor.conv_stft
     samples, _ = read_audio(dog_clip, 16000)
     assert np.array_equal(clip_scores(loaded.model, samples), clip_scores(model, samples))
 

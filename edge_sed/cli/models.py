@@ -1,4 +1,5 @@
-"""``edge-sed tag``: PANNs/edge-sed checkpoints on a recording (torch, imported lazily)."""
+"""``edge-sed models`` (the zoo with parameters and multiply-adds) and ``edge-sed tag``
+(PANNs/edge-sed checkpoints on a recording). Torch is imported inside the commands."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from edge_sed.cli._app import command, console
-from edge_sed.errors import require
+from rich import box
+from rich.table import Table
 
-__all__ = ["tag"]
+from edge_sed.cli._app import app, command, console, handle_errors
+from edge_sed.errors import ConfigError, require
+
+__all__ = ["models_app", "list_models", "tag"]
+
+models_app = typer.Typer(help="The model zoo: list it with costs, fetch official checkpoints.")
+app.add_typer(models_app, name="models")
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", "-c", help="A PANNs or edge-sed .pth checkpoint.")]
 ModelNameOpt = Annotated[
@@ -37,6 +44,36 @@ def tag(
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result)))
         return
-    console.print(f"{result.file}", highlight=False)
+    console.print(result.file, highlight=False, markup=False, soft_wrap=True)
     for label, score in result.top(top):
-        console.print(f"  {score:6.3f}  {label}", highlight=False)
+        console.print(f"  {score:6.3f}  {label}", highlight=False, markup=False, soft_wrap=True)
+
+
+@models_app.callback(invoke_without_command=True)
+@handle_errors
+def list_models(
+    ctx: typer.Context,
+    seconds: Annotated[float, typer.Option("--seconds", "-s", help="Clip length for the MAC counts.")] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the zoo: trainable parameters, true MACs (network, front end) and PANNs' multiply-adds."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {seconds!r}")
+    require("torch", what="edge-sed models", extra="train")
+    from edge_sed.models.macs import model_cost
+    from edge_sed.models.registry import model_names
+
+    costs = [model_cost(name, seconds=seconds) for name in model_names()]
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(cost) for cost in costs]))
+        return
+    table = Table(title=f"edge-sed model zoo: a {seconds:g} s clip, MACs in units of 1e9", box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    for column in ("params", "macs_network", "macs_frontend", "panns_multiply_adds"):
+        table.add_column(column.replace("_", " "), justify="right")
+    for cost in costs:
+        table.add_row(cost.name, f"{cost.params:,}", f"{cost.macs_network / 1e9:.3f}",
+                      f"{cost.macs_frontend / 1e9:.3f}", f"{cost.panns_multiply_adds / 1e9:.3f}")
+    console.print(table)
