@@ -3,10 +3,16 @@
 The model's scores are recorded by running the very pipeline ``edge-sed
 detect`` runs (:func:`edge_sed.pipeline.run`: streaming log-mel, one window
 every hop), so the rules are tuned on exactly what the detector sees. The
-search itself is :func:`edge_sed.evaluation.tune_tracker` (per class: the
-on-threshold and median length with the best event-based F1). Classes with
-too few validation events keep the shared default rule instead of a rule fitted
-to one or two examples.
+offline tracker (:func:`edge_sed.tracker.track_events`, which gives the events
+the streaming one gives) is then replayed over the scores for each candidate
+rule and scored with event-based F1 (:func:`edge_sed.evaluation.event_based_scores`).
+
+Classes are tracked independently, so one replay with one rule for every class
+scores that rule for all classes at once. The search runs in stages
+(coordinate ascent): on/off thresholds, then the median-filter length, then
+the minimum duration. The default rule is the one with the best macro F1;
+a class gets its own rule only with at least ``min_events_per_class``
+validation events, so no rule is fitted to one or two examples.
 """
 
 from __future__ import annotations
@@ -22,14 +28,22 @@ import numpy as np
 from edge_sed.backends import Backend
 from edge_sed.config import ClassRule, StreamConfig, TrackerConfig
 from edge_sed.errors import ConfigError
-from edge_sed.evaluation import event_based_scores, tune_tracker
+from edge_sed.evaluation import event_based_scores
 from edge_sed.events import Event, StreamStatus
 from edge_sed.pipeline import PipelineConfig, run
 from edge_sed.sinks import SinkSet
 from edge_sed.sources import FileSource
 from edge_sed.tracker import track_events
 
-__all__ = ["BASE_RULE", "MIN_EVENTS_PER_CLASS", "ScoredRecordings", "TuningResult", "score_recordings", "tune_rules"]
+__all__ = [
+    "BASE_RULE",
+    "MIN_EVENTS_PER_CLASS",
+    "ScoredRecordings",
+    "TuningGrid",
+    "TuningResult",
+    "score_recordings",
+    "tune_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +125,42 @@ def _macro_f1(reference: Sequence[Event], estimated: Sequence[Event], labels: Se
     return (float(np.mean(values)) if values else float("nan")), class_f1
 
 
+@dataclass(frozen=True, slots=True)
+class TuningGrid:
+    """The values tried, stage by stage; ``off_ratios`` give ``off = on * ratio``."""
+
+    on_thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    off_ratios: tuple[float, ...] = (0.5, 0.75, 1.0)
+    median_s: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+    min_duration_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+
+    def __post_init__(self) -> None:
+        if not self.on_thresholds or not all(0.0 < t <= 1.0 for t in self.on_thresholds):
+            raise ConfigError(f"on_thresholds must be in (0, 1], got {self.on_thresholds!r}")
+        if not self.off_ratios or not all(0.0 < r <= 1.0 for r in self.off_ratios):
+            raise ConfigError(f"off_ratios must be in (0, 1], got {self.off_ratios!r}")
+        if not self.median_s or not self.min_duration_s or min(self.median_s + self.min_duration_s) < 0:
+            raise ConfigError("median_s and min_duration_s need at least one value, none negative")
+
+    @property
+    def stages(self) -> list[list[dict[str, float]]]:
+        """The rule changes tried in each stage."""
+        return [
+            [{"on_threshold": on, "off_threshold": on * ratio} for on in self.on_thresholds for ratio in self.off_ratios],
+            [{"median_s": median} for median in self.median_s],
+            [{"min_duration_s": duration} for duration in self.min_duration_s],
+        ]
+
+
 def tune_rules(
     scored: ScoredRecordings,
     reference: Sequence[Event],
     *,
     base: ClassRule = BASE_RULE,
+    grid: TuningGrid = TuningGrid(),
     min_events_per_class: int = MIN_EVENTS_PER_CLASS,
 ) -> TuningResult:
-    """Per-class on-threshold and median length by event-based F1 on validation recordings.
+    """Per-class tracking rules that maximise event-based F1 on validation recordings.
 
     Parameters
     ----------
@@ -127,9 +169,11 @@ def tune_rules(
     reference : sequence of Event
         Their ground truth (``Event.file`` = the recording's file name).
     base : ClassRule
-        The default rule; tuned rules keep its off/on ratio, minimum duration and gap.
+        Where the search starts (and its ``max_gap_s``, which is not searched).
+    grid : TuningGrid
+        The values tried.
     min_events_per_class : int
-        Classes with fewer reference events keep *base*.
+        Classes with fewer reference events keep the default rule.
     """
     if not scored.scores:
         raise ConfigError("need at least one validation recording to tune the tracker")
@@ -137,15 +181,28 @@ def tune_rules(
     if unknown:
         raise ConfigError(f"reference events name recordings that were not scored: {', '.join(map(repr, unknown[:3]))}")
     labels = scored.labels
-    tuned, _ = tune_tracker(
-        scored.scores, reference, labels, scored.hop_s, base=TrackerConfig(default=base), first_time_s=scored.first_time_s
-    )
     counts = {label: sum(event.label == label for event in reference) for label in labels}
-    per_class = tuple(
-        (label, rule) for label, rule in tuned.per_class if counts[label] >= min_events_per_class and rule != base
-    )
-    tracker = TrackerConfig(default=base, per_class=per_class)
+    tunable = [label for label in labels if counts[label] >= min_events_per_class]
+    default, rules, best_f1 = base, {}, {}
+    for stage in grid.stages:
+        stage_best = (-1.0, default)
+        for change in stage:
+            shared = dataclasses.replace(default, **change)
+            shared_macro, shared_f1 = _macro_f1(reference, scored.events(TrackerConfig(shared)), labels)
+            own = {label: dataclasses.replace(rule, **change) for label, rule in rules.items()}
+            differing = tuple((label, rule) for label, rule in own.items() if rule != shared)
+            own_f1 = _macro_f1(reference, scored.events(TrackerConfig(shared, differing)), labels)[1] if differing else shared_f1
+            if shared_macro > stage_best[0]:
+                stage_best = (shared_macro, shared)
+            for label in tunable:
+                rule, f1 = (own[label], own_f1[label]) if label in own else (shared, shared_f1[label])
+                f1 = 0.0 if np.isnan(f1) else f1
+                if f1 > best_f1.get(label, -1.0):
+                    best_f1[label], rules[label] = f1, rule
+            log.info("tuning %s: macro F1 %.3f with one rule for every class", change, shared_macro)
+        default = stage_best[1]
+    tracker = TrackerConfig(default, tuple((label, rules[label]) for label in tunable if rules[label] != default))
     macro, class_f1 = _macro_f1(reference, scored.events(tracker), labels)
     base_macro, _ = _macro_f1(reference, scored.events(TrackerConfig(default=base)), labels)
-    log.info("tuned %d of %d classes: validation event macro F1 %.3f (base rule %.3f)", len(per_class), len(labels), macro, base_macro)
+    log.info("tuned %d of %d classes: validation event macro F1 %.3f (base rule %.3f)", len(tracker.per_class), len(labels), macro, base_macro)
     return TuningResult(tracker, class_f1, macro, base_macro)

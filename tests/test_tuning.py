@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from edge_sed.backends import load_backend
+from edge_sed.config import ClassRule
 from edge_sed.errors import ConfigError
 from edge_sed.events import Event
 from edge_sed.soundscape import Background, EventSource, SoundscapeConfig, compose, write_soundscape_set
-from edge_sed.tuning import BASE_RULE, ScoredRecordings, score_recordings, tune_rules
+from edge_sed.tuning import ScoredRecordings, TuningGrid, score_recordings, tune_rules
 
 from conftest import DATA
 
@@ -18,26 +19,33 @@ LABELS = ("dog", "siren", "rare")
 
 
 def _scores(events: list[tuple[float, float, str]]) -> np.ndarray:
-    """A model that rates dogs low (0.35) and sirens high (0.9), 80 windows."""
+    """A model that rates dogs low (0.35), sirens high (0.9) and fires a one-hop 0.95 siren blip at 16 s."""
     times = HOP_S / 2 + np.arange(80) * HOP_S
     scores = np.full((80, len(LABELS)), 0.05, dtype=np.float32)
     for onset, offset, label in events:
         scores[(times > onset) & (times < offset), LABELS.index(label)] = 0.35 if label == "dog" else 0.9
+    scores[np.argmin(abs(times - 16.0)), LABELS.index("siren")] = 0.95
     return scores
 
 
-def test_low_scoring_class_gets_a_low_threshold_and_thin_classes_keep_the_base() -> None:
+def test_search_finds_each_class_its_rule_and_thin_classes_keep_the_default() -> None:
     truth = {f"v{i}.flac": [(2.0 + i % 3, 5.0 + i % 3, "dog"), (10.0, 13.0 + i % 2, "siren")] for i in range(5)}
-    truth["v0.flac"].append((15.0, 17.0, "rare"))
+    truth["v0.flac"].append((17.0, 19.0, "rare"))
     scored = ScoredRecordings({name: _scores(rows) for name, rows in truth.items()}, LABELS, HOP_S, HOP_S / 2)
     reference = [Event(label, on, off, 1.0, file=name) for name, rows in truth.items() for on, off, label in rows]
-    result = tune_rules(scored, reference)
-    assert result.tracker.rule("dog").on_threshold < 0.35
-    assert result.tracker.rule("rare") == BASE_RULE
+    grid = TuningGrid(on_thresholds=(0.3, 0.5, 0.7), off_ratios=(1.0,), median_s=(0.0, 0.75), min_duration_s=(0.0, 0.5))
+    no_filter = ClassRule(on_threshold=0.5, off_threshold=0.5, median_s=0.0, min_duration_s=0.0, max_gap_s=0.5)
+    result = tune_rules(scored, reference, base=no_filter, grid=grid)
+    dog, siren = result.tracker.rule("dog"), result.tracker.rule("siren")
+    assert dog.on_threshold == 0.3
+    assert siren.median_s == 0.75 or siren.min_duration_s == 0.5  # the one-hop blip must go
+    assert "rare" not in dict(result.tracker.per_class)
     assert result.class_f1["dog"] == pytest.approx(1.0) and result.class_f1["siren"] == pytest.approx(1.0)
-    assert result.base_macro_f1 < result.macro_f1
+    assert result.macro_f1 > result.base_macro_f1
     with pytest.raises(ConfigError, match="not scored"):
         tune_rules(scored, [Event("dog", 1.0, 2.0, 1.0, file="other.flac")])
+    with pytest.raises(ConfigError, match="on_thresholds"):
+        TuningGrid(on_thresholds=(0.0, 1.5))
 
 
 def test_scores_come_from_the_detect_pipeline_and_tuning_never_loses(test_bundle, tmp_path) -> None:
