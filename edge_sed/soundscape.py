@@ -51,7 +51,6 @@ __all__ = [
     "synthesize",
     "synthesize_set",
     "write_soundscape_set",
-    "read_annotations",
 ]
 
 log = logging.getLogger(__name__)
@@ -510,39 +509,21 @@ def synthesize_set(
 def write_soundscape_set(soundscapes: Sequence[Soundscape], out_dir: str | Path, *, prefix: str = "soundscape") -> Path:
     """Write ``<prefix>_NNN.flac`` files and one ``annotations.tsv``; returns the TSV's path.
 
-    The TSV has the header ``filename onset offset event_label`` (tab-separated),
-    times in seconds with millisecond precision, file names relative to *out_dir*.
+    The TSV is DCASE-style (:func:`edge_sed.evaluation.write_tsv`: header
+    ``filename onset offset event_label``, times in seconds), file names
+    relative to *out_dir*.
     """
+    from edge_sed.evaluation import write_tsv
+    from edge_sed.events import Event
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    events = []
     for index, soundscape in enumerate(soundscapes):
         name = f"{prefix}_{index:03d}.flac"
         sf.write(out / name, soundscape.samples, soundscape.sample_rate, subtype="PCM_16")
-        rows += [(name, f"{e.onset:.3f}", f"{e.offset:.3f}", e.label) for e in soundscape.events]
+        events += [Event(e.label, e.onset, e.offset, 1.0, file=name) for e in soundscape.events]
     tsv = out / "annotations.tsv"
-    with tsv.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(("filename", "onset", "offset", "event_label"))
-        writer.writerows(rows)
-    log.info("wrote %d soundscapes (%d events) to %s", len(soundscapes), len(rows), out)
+    write_tsv(events, tsv)
+    log.info("wrote %d soundscapes (%d events) to %s", len(soundscapes), len(events), out)
     return tsv
-
-
-def read_annotations(path: str | Path) -> dict[str, list[tuple[float, float, str]]]:
-    """A DCASE-style TSV as ``{filename: [(onset, offset, label), ...]}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioInputError(f"annotation file {str(path)!r} does not exist")
-    result: dict[str, list[tuple[float, float, str]]] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            try:
-                result.setdefault(row["filename"], []).append(
-                    (float(row["onset"]), float(row["offset"]), row["event_label"])
-                )
-            except (KeyError, TypeError, ValueError):
-                raise ConfigError(
-                    f"{str(path)!r}: expected tab-separated columns filename, onset, offset, event_label; got {row!r}"
-                ) from None
-    return result

@@ -10,13 +10,13 @@ from typer.testing import CliRunner
 from edge_sed.audio import read_audio
 from edge_sed.cli import app
 from edge_sed.errors import ConfigError
+from edge_sed.evaluation import read_tsv
 from edge_sed.soundscape import (
     SAMPLE_RATE,
     Background,
     EventSource,
     SoundscapeConfig,
     active_region,
-    read_annotations,
     synthesize,
     write_soundscape_set,
 )
@@ -68,9 +68,9 @@ def test_same_seed_same_soundscape_and_files_round_trip(sources, backgrounds, tm
     again = synthesize(config, sources, backgrounds, np.random.default_rng(7))
     assert np.array_equal(first.samples, again.samples) and first.events == again.events
     tsv = write_soundscape_set([first], tmp_path)
-    annotations = read_annotations(tsv)
-    assert list(annotations) == ["soundscape_000.flac"]
-    assert [(round(on, 3), round(off, 3), label) for on, off, label in annotations["soundscape_000.flac"]] == [
+    annotations = read_tsv(tsv)
+    assert {event.file for event in annotations} == {"soundscape_000.flac"}
+    assert [(round(e.onset, 3), round(e.offset, 3), e.label) for e in annotations] == [
         (round(e.onset, 3), round(e.offset, 3), e.label) for e in first.events
     ]
     info = sf.info(str(tmp_path / "soundscape_000.flac"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from edge_sed.backends import load_backend
+from edge_sed.bundle import read_bundle
+from edge_sed.cli import app
 from edge_sed.config import ClassRule
 from edge_sed.errors import ConfigError
 from edge_sed.events import Event
@@ -48,7 +51,7 @@ def test_search_finds_each_class_its_rule_and_thin_classes_keep_the_default() ->
         TuningGrid(on_thresholds=(0.0, 1.5))
 
 
-def test_scores_come_from_the_detect_pipeline_and_tuning_never_loses(test_bundle, tmp_path) -> None:
+def test_scores_come_from_the_detect_pipeline_and_tune_writes_the_rules_into_the_bundle(test_bundle, tmp_path) -> None:
     backend = load_backend(test_bundle)
     labels = ("dog", "siren", "clapping", "glass_breaking")
     sources = [EventSource(label, (next(DATA.glob(f"esc50_{label}_*.flac")),), "validation") for label in labels]
@@ -64,9 +67,13 @@ def test_scores_come_from_the_detect_pipeline_and_tuning_never_loses(test_bundle
     assert scored.first_time_s == window_s / 2 and scored.labels == backend.bundle.labels
     expected_windows = 1 + round((12.0 - window_s) / HOP_S)
     assert [m.shape for m in scored.scores.values()] == [(expected_windows, len(scored.labels))] * 3
-    reference = [
-        Event(e.label, e.onset, e.offset, 1.0, file=f"soundscape_{i:03d}.flac") for i, s in enumerate(scapes) for e in s.events
-    ]
-    result = tune_rules(scored, reference, min_events_per_class=3)
-    assert result.macro_f1 >= result.base_macro_f1
-    assert 0.0 < result.macro_f1 <= 1.0
+    result = CliRunner().invoke(
+        app, ["tune", str(test_bundle), str(tmp_path / "annotations.tsv"), "-o", str(tmp_path / "tuned.onnx"), "--min-events", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    tuned = read_bundle(tmp_path / "tuned.onnx")
+    assert tuned.labels == backend.bundle.labels
+    tuned_f1, base_f1 = tuned.metrics["validation_event_f1_macro"], tuned.metrics["validation_event_f1_macro_base"]
+    assert 0.0 < tuned_f1 <= 1.0 and tuned_f1 >= base_f1
+    assert f"validation event F1 (macro): {tuned_f1:.3f} tuned" in result.output
+    assert "annotations.tsv (3 recordings, 12 events)" in tuned.provenance["tracker_tuned_on"]
