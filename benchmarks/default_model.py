@@ -1,7 +1,7 @@
 """Measure the shipped default model: held-out clip accuracy/mAP (fp32 vs int8),
 event-based F1 on held-out test soundscapes and on the demo, size and latency.
 
-    PYTHONPATH=. python benchmarks/default_model.py \\
+    python benchmarks/default_model.py \\
         --fp32 runs/default/default.fp32.onnx --int8 edge_sed/assets/default.onnx \\
         --clips runs/default/table/test/metadata.csv --soundscapes runs/default/test_scapes/annotations.tsv
 
@@ -17,13 +17,18 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
-from edge_sed.backends import load_backend
-from edge_sed.evaluation import event_based_scores, read_tsv
-from edge_sed.tuning import score_recordings
-from quantize.clips import list_clips
-from quantize.report import compare_models
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/ (its quantize.py)
+
+from edge_sed.backends import load_backend  # noqa: E402
+from edge_sed.evaluation import event_based_scores, read_tsv  # noqa: E402
+from edge_sed.tuning import score_recordings  # noqa: E402
+from quantize.clips import list_clips  # noqa: E402
+from quantize.report import compare_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "default_model.json"
