@@ -30,7 +30,8 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
     ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
-    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
+    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable),
+    ``fetch.fetch_checkpoint()`` (official Zenodo files, checksum-verified; no torch).
     AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Sinks (:mod:`edge_sed.sinks`)
     ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
