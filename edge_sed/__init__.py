@@ -48,6 +48,11 @@ Backends (:mod:`edge_sed.backends`)
     ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
     ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata
     that contradicts the graph. Export and int8: the top-level ``quantize`` package.
+Training (:mod:`edge_sed.train`, torch)
+    ``DataConfig`` and ``read_dataset()`` (ESC-50, FSDD, librosa examples, CSV
+    folders, AudioSet HDF5/segment lists); ``BalancedSampler``; ``AugmentConfig``;
+    ``load_recipe()``, ``train()`` (the one loop), ``evaluate_checkpoint()``;
+    ``DistillConfig`` and cached teacher logits.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 
