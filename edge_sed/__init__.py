@@ -16,6 +16,15 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
+Soundscapes (:mod:`edge_sed.soundscape`)
+    ``load_catalog()``, ``synthesize_set()``, ``write_soundscape_set()``: real recordings
+    placed over real backgrounds with known onsets; fixed train/validation/test splits.
+Tuning and training tables (:mod:`edge_sed.tuning`, :mod:`edge_sed.training_table`)
+    ``score_recordings()`` (scores through the detect pipeline) and ``tune_rules()`` (per-class
+    rules by event F1 on validation data); ``write_training_table()`` (the splits for ``edge-sed train``).
+Tracking (:mod:`edge_sed.tracker`)
+    ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
+    merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
 Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
@@ -38,6 +47,9 @@ Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:
     ``MicSource`` (sounddevice; the callback only copies into a ``RingBuffer``),
     ``FileSource``, ``StdinSource``: float32 mono blocks at the model's rate (soxr);
     ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
+Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
+    ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
+    ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
 Backends (:mod:`edge_sed.backends`)
     ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
     ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata

@@ -46,6 +46,14 @@ def dog_audio(dog_clip: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+@pytest.fixture(scope="session")
+def test_bundle(tmp_path_factory) -> Path:
+    """A real, tiny ONNX model bundle fitted on the fixture clips (see tests/bundles.py)."""
+    from bundles import build_bundle
+
+    return build_bundle(tmp_path_factory.mktemp("bundle") / "test-logreg-16k.onnx")
+
+
 def _randomise_batchnorm(model, seed: int = 0):
     """Give every BatchNorm2d non-trivial statistics and affine parameters, as a trained
     model has (bn0 gets log-mel-like statistics); returns *model*."""
