@@ -22,10 +22,11 @@ import numpy as np
 
 from edge_sed.bundle import METADATA_KEY, ModelBundle
 from edge_sed.config import StreamConfig, TrackerConfig, from_mapping, resolve
-from edge_sed.errors import ModelError
+from edge_sed.errors import ConfigError, ModelError
 from quantize.clips import clip_windows
 
 __all__ = [
+    "onnx_output",
     "DEFAULT_OPSET",
     "VERIFY_AUDIO",
     "EXPORT_TOLERANCE",
@@ -205,13 +206,23 @@ def export_onnx(
     """
     from edge_sed.models.checkpoint import load_checkpoint
 
-    output = Path(output)
-    if output.suffix != ".onnx":
-        raise ModelError(f"ONNX output must end in '.onnx', got {str(output)!r}")
+    output = onnx_output(output, "ONNX output")
     loaded = load_checkpoint(checkpoint, architecture=architecture)
     return export_loaded(
         loaded, checkpoint, output, stream_overrides=stream_overrides, in_graph_frontend=in_graph_frontend, opset=opset, verify_audio=verify_audio
     )
+
+
+def onnx_output(path: str | Path, what: str) -> Path:
+    """Check that *path* names an ``.onnx`` file and create its folder."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ConfigError(f"{what} must end in '.onnx', got {str(path)!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder for {str(path)!r} ({exc.strerror})") from None
+    return path
 
 
 def export_loaded(

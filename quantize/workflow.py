@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_sed.bundle import ModelBundle
-from edge_sed.errors import ConfigError
 from quantize.clips import Clip, calibration_windows, list_clips
+from quantize.export import onnx_output
 from quantize.onnx_int8 import fp32_bundle, quantize_onnx
 from quantize.report import QuantizeReport, compare_models, default_labelled_clips
 
@@ -50,9 +50,7 @@ def quantize_model(
     labelled, fold : the labelled clip set (folder or CSV) and the CSV fold to keep
     latency_runs : single-window runs per model for the latency medians
     """
-    output = Path(output)
-    if output.suffix != ".onnx":
-        raise ConfigError(f"int8 output must end in '.onnx', got {str(output)!r}")
+    output = onnx_output(output, "int8 output")
     fp32 = fp32_bundle(model)
     windows = calibration_windows(list_clips(calibration), fp32, max_windows=max_windows)
     int8 = quantize_onnx(model, output, windows)

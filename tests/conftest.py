@@ -76,9 +76,3 @@ def _randomise_batchnorm(model, seed: int = 0):
 def randomise_batchnorm():
     """The function ``randomise_batchnorm(model, seed=0) -> model`` (torch models only)."""
     return _randomise_batchnorm
-@pytest.fixture(scope="session")
-def test_bundle(tmp_path_factory) -> Path:
-    """A real, tiny ONNX model bundle fitted on the fixture clips (see tests/bundles.py)."""
-    from bundles import build_bundle
-
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "test-logreg-16k.onnx")

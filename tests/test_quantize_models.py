@@ -213,3 +213,12 @@ def test_panns_layout_mobilenet_exports_strided_with_bn_folded(tmp_path: Path, r
     got = np.stack([OnnxBackend(output)(window) for window in windows])
     assert np.ptp(expected) > 0.01  # scores that vary, so the comparison means something
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_export_creates_the_output_folder_and_refuses_other_suffixes(models: dict[str, Path]) -> None:
+    nested = models["tmp"] / "new" / "folder" / "model.onnx"
+    _invoke("export", str(models["checkpoint"]), "-o", str(nested))
+    assert read_bundle(nested).labels == CLASSES
+    result = CliRunner().invoke(app, ["export", str(models["checkpoint"]), "-o", str(nested.with_suffix(".tflite"))])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: ONNX output must end in '.onnx', got {str(nested.with_suffix('.tflite'))!r}"
