@@ -306,6 +306,8 @@ class TerminalSink:
         if self._started:
             self._live.update(self.render(), refresh=True)
             self._live.stop()
+            if not self.console.is_terminal:  # rich ends a non-terminal Live without a newline
+                self.console.line()
             self._started = False
 
     def _refresh(self) -> None:

@@ -234,3 +234,12 @@ def test_terminal_view_shows_events_meters_and_counters() -> None:
     assert "* Dog" in text and "0.90" in text and "0.25" in text
     assert "│ Dog    │ 1.25" in text  # active since 1.25 s
     assert "│ Siren  │ 2.00      │ 6.12" in text  # recent, complete
+
+
+def test_terminal_view_ends_with_a_newline_when_not_a_terminal() -> None:
+    console = Console(file=io.StringIO(), force_terminal=False, width=120, color_system=None)
+    view = TerminalSink(LABELS, console=console)
+    view.emit(ONSET)
+    view.close()
+    text = console.file.getvalue()
+    assert "Dog" in text and text.endswith("\n")
