@@ -14,3 +14,4 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point of the ``edge-sed`` console script."""
     app()
+from edge_sed.cli import bench as _bench  # noqa: F401,E402  registers commands

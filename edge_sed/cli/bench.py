@@ -1,0 +1,88 @@
+"""``edge-sed bench``: multiply-adds vs mAP, latency per backend, streaming cost.
+
+Each command builds a config object, runs one library function from
+:mod:`edge_sed.bench` under a progress bar, prints the table and says where
+the JSON went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Iterator
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, format_table
+from edge_sed.cli._app import app, command, console, err_console
+
+bench_app = typer.Typer(
+    help="Benchmarks: multiply-adds vs mAP, latency per backend, streaming cost.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated zoo model names.")]
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for the JSON results (and plot).")]
+WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Keep exported model files here (default: a temporary folder).")]
+ModelFileOpt = Annotated[list[str] | None, typer.Option("--model-file", help="LABEL=PATH of an exported .onnx/.tflite model to include (repeatable).")]
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator:
+    """A rich progress bar on stderr, as a ``progress(done, total, description)`` callback."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err_console, transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=description)
+
+        yield update
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _pairs(items: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
+    from edge_sed.bench.results import parse_pair
+
+    return tuple(parse_pair(item, option) for item in items or ())
+
+
+@command("latency", target=bench_app, help="Per-window latency per model x backend x threads, in one run.")
+def latency(
+    models: ModelsOpt = "cnn14,mobilenet_v1_strided,mobilenet_v2_strided",
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated: torch-fp32,onnx-fp32,onnx-int8,tflite-int8.")] = "torch-fp32,onnx-fp32,onnx-int8,tflite-int8",
+    threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts or 'all'.")] = "1,all",
+    audio: Annotated[Path | None, typer.Option("--audio", help="Real recording cut into windows (default: the demo recording).")] = None,
+    model_file: ModelFileOpt = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed windows per case.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed windows first.")] = 5,
+    window_s: Annotated[float, typer.Option("--window-s", help="Window length in seconds.")] = 1.0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    work_dir: WorkDirOpt = None,
+) -> None:
+    from edge_sed.bench.latency import LATENCY_COLUMNS, LatencyConfig, parse_threads, run_latency_benchmark
+
+    config = LatencyConfig(
+        models=_split(models), backends=_split(backends), threads=parse_threads(threads),
+        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), window_s=window_s,
+        warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
+    )
+    with _progress_bar() as progress:
+        result = run_latency_benchmark(config, progress=progress)
+    _report(result, LATENCY_COLUMNS)
+
+
+def _report(result, columns) -> None:
+    console.print(format_table(result.rows, columns), markup=False, highlight=False, soft_wrap=True)
+    for goal in result.goals:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal.met]
+        measured = "-" if goal.measured is None else f"{goal.measured:.3g}"
+        console.print(f"goal: {goal.goal}: {measured} (target {goal.target:g}): {verdict}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results: {result.path}", markup=False, highlight=False, soft_wrap=True)
