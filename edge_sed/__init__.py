@@ -16,9 +16,19 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
+<<<<<<< HEAD
 Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
+=======
+Tracking (:mod:`edge_sed.tracker`)
+    ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
+    merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
+Sinks (:mod:`edge_sed.sinks`)
+    ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
+    ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
+    ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
+>>>>>>> stream
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

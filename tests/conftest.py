@@ -44,3 +44,11 @@ def dog_clip() -> Path:
 def dog_audio(dog_clip: Path) -> tuple[np.ndarray, int]:
     samples, rate = sf.read(dog_clip, dtype="float32")
     return samples, rate
+
+
+@pytest.fixture(scope="session")
+def test_bundle(tmp_path_factory) -> Path:
+    """A real, tiny ONNX model bundle fitted on the fixture clips (see tests/bundles.py)."""
+    from bundles import build_bundle
+
+    return build_bundle(tmp_path_factory.mktemp("bundle") / "test-logreg-16k.onnx")

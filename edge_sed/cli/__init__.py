@@ -15,3 +15,4 @@ def main() -> None:
     """Entry point of the ``edge-sed`` console script."""
     app()
 from edge_sed.cli import bench as _bench  # noqa: F401,E402  registers commands
+from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers commands

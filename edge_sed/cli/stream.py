@@ -1,0 +1,191 @@
+"""``edge-sed listen``, ``detect`` and ``devices``: the run-time commands.
+
+``listen`` and ``detect`` build the same :class:`~edge_sed.pipeline.PipelineConfig`
+and call :func:`edge_sed.pipeline.run`; they differ only in their sources.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edge_sed.backends import Backend, load_backend
+from edge_sed.bundle import ModelBundle
+from edge_sed.cli._app import command, console, err_console
+from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve
+from edge_sed.errors import AudioInputError, ConfigError, ModelError
+from edge_sed.pipeline import PipelineConfig, RunSummary, run
+from edge_sed.sources import FileSource, MicSource, Source, StdinSource, list_input_devices
+
+__all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", "default_model_path"]
+
+#: Exit code after Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT = 130
+_DEFAULT_MODEL = "default.onnx"
+_DEMO_RECORDING = "demo.flac"
+_STDIN_NAME = "-"
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model bundle (.onnx); default: the shipped model.")]
+HopOpt = Annotated[Optional[float], typer.Option("--hop", help="Seconds between windows (0.1 up to the window); default: the model's.")]
+ThresholdOpt = Annotated[Optional[list[str]], typer.Option(
+    "--threshold", help="Onset threshold: 0.6 for every class, or LABEL=0.6 for one (repeatable).")]
+SinkOpt = Annotated[Optional[list[str]], typer.Option(
+    "--sink", help="Where events go (repeatable): terminal, jsonl, jsonl:PATH, tsv:PATH, mqtt://host:port/topic.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with [stream] and [tracker] settings.")]
+DemoOpt = Annotated[bool, typer.Option("--demo", help="Use the shipped demo recording instead of real input.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", "-d", help="Input device: index or name substring (see 'edge-sed devices').")]
+DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
+
+
+def _asset(name: str) -> Path:
+    return Path(str(importlib.resources.files("edge_sed") / "assets" / name))
+
+
+def default_model_path() -> Path:
+    """The shipped default bundle, or :class:`ModelError` if this install has none."""
+    path = _asset(_DEFAULT_MODEL)
+    if not path.is_file():
+        raise ModelError("no default model is shipped in this install; pass --model FILE.onnx")
+    return path
+
+
+def _demo_path() -> Path:
+    path = _asset(_DEMO_RECORDING)
+    if not path.is_file():
+        raise AudioInputError(f"no demo recording is shipped in this install (edge_sed/assets/{_DEMO_RECORDING}); pass an audio FILE")
+    return path
+
+
+def parse_threshold(text: str, labels: tuple[str, ...]) -> tuple[str | None, float]:
+    """``"0.6"`` -> (None, 0.6) for every class; ``"dog=0.7"`` -> ("dog", 0.7)."""
+    label, _, value = text.rpartition("=")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ConfigError(f"--threshold {text!r} is not a number or LABEL=NUMBER") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--threshold {text!r} must be between 0 and 1")
+    if label and label not in labels:
+        raise ConfigError(f"--threshold {text!r}: unknown label {label!r}; the model knows: {', '.join(labels)}")
+    return (label or None), threshold
+
+
+def _with_on_threshold(rule: ClassRule, threshold: float) -> ClassRule:
+    return resolve(rule, {"on_threshold": threshold, "off_threshold": min(rule.off_threshold, threshold)})
+
+
+def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop_s: float | None = None,
+                    thresholds: list[str] | None = None, duration_s: float | None = None) -> PipelineConfig:
+    """Settings for a run: bundle metadata < config file < command-line flags."""
+    layer = load_toml(config_file) if config_file else {}
+    unknown = sorted(set(layer) - {"stream", "tracker"})
+    if unknown:
+        raise ConfigError(f"unknown section {unknown[0]!r} in {str(config_file)!r}; valid sections: stream, tracker")
+    stream = resolve(bundle.stream, layer.get("stream"), {"hop_s": hop_s})
+    if stream.window_s != bundle.stream.window_s:
+        raise ConfigError(f"window_s is fixed by the model ({bundle.stream.window_s:g} s); only hop_s can change")
+    tracker = bundle.tracker
+    if "tracker" in layer:
+        file_tracker = layer["tracker"]
+        merged = {"default": {**tracker.to_dict()["default"], **file_tracker.get("default", {})},
+                  "per_class": {**tracker.to_dict()["per_class"], **file_tracker.get("per_class", {})}}
+        tracker = TrackerConfig.from_dict(merged)
+    for label, threshold in (parse_threshold(text, bundle.labels) for text in thresholds or ()):
+        if label is None:
+            tracker = TrackerConfig(_with_on_threshold(tracker.default, threshold),
+                                    tuple((name, _with_on_threshold(rule, threshold)) for name, rule in tracker.per_class))
+        else:
+            others = tuple(item for item in tracker.per_class if item[0] != label)
+            tracker = TrackerConfig(tracker.default, (*others, (label, _with_on_threshold(tracker.rule(label), threshold))))
+    return PipelineConfig(stream=stream, tracker=tracker, duration_s=duration_s)
+
+
+def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str], config: PipelineConfig) -> RunSummary:
+    """Open the sinks and run; the shared tail of ``listen`` and ``detect``."""
+    from edge_sed.sinks import open_sinks
+
+    sinks = open_sinks(sink_specs, labels=backend.bundle.labels)
+    summary = run(sources, backend, sinks, config)
+    err_console.print(f"done: {summary.describe()}", highlight=False)
+    if summary.interrupted:
+        raise typer.Exit(code=INTERRUPTED_EXIT)
+    return summary
+
+
+@command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop).")
+def listen(
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    hop: HopOpt = None,
+    threshold: ThresholdOpt = None,
+    sink: SinkOpt = None,
+    duration: DurationOpt = None,
+    demo: DemoOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Microphone (or the demo recording, paced in real time) -> events."""
+    backend = load_backend(model or default_model_path())
+    settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold, duration_s=duration)
+    rate = backend.bundle.frontend.sample_rate
+    if demo:
+        source: Source = FileSource(_demo_path(), rate, realtime=True)
+    else:
+        mic = MicSource(rate, device)
+        mic.open()
+        source = mic
+        err_console.print(f"listening on {mic.name} at {mic.device_rate} Hz (model {rate} Hz); Ctrl-C to stop",
+                          highlight=False)
+    _run_pipeline([source], backend, sink or ["terminal"], settings)
+
+
+@command("detect", help="Detect sound events in audio files ('-' reads raw 16-bit PCM from stdin), faster than real time.")
+def detect(
+    files: Annotated[Optional[list[str]], typer.Argument(help="WAV, FLAC or OGG files; '-' for raw PCM on stdin.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="Event format: jsonl or tsv.")] = "jsonl",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write events here (default: stdout).")] = None,
+    model: ModelOpt = None,
+    hop: HopOpt = None,
+    threshold: ThresholdOpt = None,
+    sink: SinkOpt = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace files in real time, as a microphone would.")] = False,
+    rate: Annotated[Optional[int], typer.Option("--rate", help="Sample rate of raw PCM on stdin.")] = None,
+    channels: Annotated[int, typer.Option("--channels", help="Channels of raw PCM on stdin.")] = 1,
+    demo: DemoOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Files -> events, as JSON Lines (with ``file``) or DCASE TSV."""
+    if output_format not in ("jsonl", "tsv"):
+        raise ConfigError(f"invalid --format {output_format!r}; valid: jsonl, tsv")
+    names = [*(files or []), *([str(_demo_path())] if demo else [])]
+    if not names:
+        raise ConfigError("no input: give audio FILEs, '-' for raw PCM on stdin, or --demo")
+    backend = load_backend(model or default_model_path())
+    settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold)
+    model_rate = backend.bundle.frontend.sample_rate
+    sources: list[Source] = []
+    for name in names:
+        if name == _STDIN_NAME:
+            if rate is None:
+                raise ConfigError("raw PCM on stdin needs --rate (e.g. --rate 16000)")
+            sources.append(StdinSource(model_rate, rate=rate, channels=channels))
+        else:
+            sources.append(FileSource(name, model_rate, realtime=realtime))
+    events_spec = f"{output_format}:{output}" if output else output_format
+    _run_pipeline(sources, backend, [events_spec, *(sink or [])], settings)
+
+
+@command("devices", help="List audio input devices with their default rates ('>' marks the default).")
+def devices() -> None:
+    """One line per input device: ``> [id] name (rate Hz, channels)``."""
+    inputs = list_input_devices()
+    if not inputs:
+        raise AudioInputError("no input devices found (is a sound card or PulseAudio available?)")
+    for device in inputs:
+        mark = ">" if device["is_default"] else " "
+        console.print(
+            f"{mark} [{device['index']}] {device['name']} ({device['default_samplerate']:g} Hz, "
+            f"{device['max_input_channels']} ch)", markup=False, highlight=False,
+        )

@@ -1,0 +1,214 @@
+"""The one loop: Source -> StreamingLogMel -> window every hop -> Backend ->
+EventTracker -> Sinks.
+
+``edge-sed detect`` and ``edge-sed listen`` both call :func:`run`; they differ
+only in their sources. Time is the count of samples at the model's rate that
+the source has delivered; it becomes seconds only where an event or a status
+is made. Whatever ends the run (end of stream, ``--duration``, an error,
+Ctrl-C) the tracker closes its open events at the current stream time, they
+are emitted, and the sinks are closed (flushed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+
+from edge_sed.backends import Backend
+from edge_sed.config import StreamConfig, TrackerConfig
+from edge_sed.errors import ConfigError
+from edge_sed.events import Event, StreamStatus
+from edge_sed.frontend import StreamingLogMel
+from edge_sed.sources import Source
+from edge_sed.tracker import EventTracker
+
+__all__ = ["PipelineConfig", "RunSummary", "FrameWindow", "run"]
+
+log = logging.getLogger(__name__)
+
+#: The level reported for digital silence.
+SILENCE_DBFS = -120.0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """How the loop runs: window/hop, event tracking, and an optional time limit."""
+
+    stream: StreamConfig
+    tracker: TrackerConfig
+    duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ConfigError(f"--duration must be positive seconds, got {self.duration_s!r}")
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did: counts of windows, events and trouble (never silent)."""
+
+    windows: int = 0
+    events: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    counters: Counter[str] = field(default_factory=Counter)
+    sink_failures: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for the console."""
+        trouble = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(self.counters.items()) if value)
+        failed = ", ".join(f"{name} failed {count}x" for name, count in self.sink_failures.items() if count)
+        parts = [f"{self.seconds:.1f} s of audio", f"{self.windows} windows", f"{self.events} events", trouble, failed]
+        return "; ".join(part for part in parts if part)
+
+
+class FrameWindow:
+    """The last *frames* log-mel frames in a preallocated array, without copies.
+
+    Each frame is written twice (at ``i`` and ``i + frames``), so the latest
+    window is always one contiguous slice.
+    """
+
+    def __init__(self, frames: int, n_mels: int, floor_db: float) -> None:
+        self.frames = frames
+        self._data = np.full((2 * frames, n_mels), floor_db, dtype=np.float32)
+        self._next = 0
+        self.pushed = 0
+
+    def push(self, frame: np.ndarray) -> None:
+        """Append one frame, shape (n_mels,)."""
+        self._data[self._next] = frame
+        self._data[self._next + self.frames] = frame
+        self._next = (self._next + 1) % self.frames
+        self.pushed += 1
+
+    def window(self) -> np.ndarray:
+        """The last ``frames`` frames, oldest first, shape (frames, n_mels) (a view)."""
+        return self._data[self._next : self._next + self.frames]
+
+
+class _Stream:
+    """One source's run: frames -> windows -> scores -> events, all in sample time."""
+
+    def __init__(self, source: Source, backend: Backend, sinks: Any, config: PipelineConfig, summary: RunSummary) -> None:
+        bundle = backend.bundle
+        frontend = bundle.frontend
+        self.source, self.backend, self.sinks, self.summary = source, backend, sinks, summary
+        self.rate, self.hop_length = frontend.sample_rate, frontend.hop_length
+        self.labels = bundle.labels
+        self.hop_frames = max(1, round(config.stream.hop_s * frontend.frame_rate))
+        self.window_frames = bundle.window_frames
+        self.logmel = StreamingLogMel(frontend)
+        self.frames = FrameWindow(self.window_frames, frontend.n_mels, 10.0 * float(np.log10(frontend.amin)))
+        start_wall = datetime.now(timezone.utc) if source.live else None
+        self.tracker = EventTracker(self.labels, config.tracker, self.hop_frames * self.hop_length / self.rate, start_wall)
+        self.max_samples = None if config.duration_s is None else round(config.duration_s * self.rate)
+        self.n_samples = 0
+        self.windows = 0
+        self._energy, self._energy_n = 0.0, 0
+        self._busy_s = 0.0
+        self._level, self._rtf = SILENCE_DBFS, 0.0
+
+    def feed(self, block: np.ndarray) -> bool:
+        """Take one block; False once ``duration_s`` is reached."""
+        started = time.perf_counter()
+        if self.max_samples is not None:
+            block = block[: self.max_samples - self.n_samples]
+        self.n_samples += block.size
+        self._energy += float(np.dot(block, block))
+        self._energy_n += block.size
+        self._frames(self.logmel.push(block))
+        self._busy_s += time.perf_counter() - started
+        return self.max_samples is None or self.n_samples < self.max_samples
+
+    def finish(self) -> None:
+        """End of stream: the last frames, a padded window for a stream shorter than one."""
+        self._frames(self.logmel.flush())
+        if self.windows == 0 and self.frames.pushed:
+            self._score(self.frames.pushed - 1)
+
+    def close(self) -> None:
+        """Close the events still open at the current stream time and emit them."""
+        self._emit(self.tracker.close(self.n_samples / self.rate))
+
+    def _frames(self, frames: np.ndarray) -> None:
+        for frame in frames:
+            self.frames.push(frame)
+            last = self.frames.pushed - 1
+            if last >= self.window_frames - 1 and (last - self.window_frames + 1) % self.hop_frames == 0:
+                self._score(last)
+
+    def _score(self, last_frame: int) -> None:
+        centre_frame = max(0.0, last_frame - (self.window_frames - 1) / 2)
+        time_s = centre_frame * self.hop_length / self.rate
+        scores = np.asarray(self.backend(self.frames.window()), dtype=np.float32)
+        self.windows += 1
+        self.summary.windows += 1
+        self._emit(self.tracker.push(scores, time_s))
+        self._status(scores, last_frame * self.hop_length / self.rate)
+
+    def _emit(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if self.source.file is not None:
+                event = dataclasses.replace(event, file=self.source.file)
+            if event.offset is not None:
+                self.summary.events += 1
+            self.sinks.emit(event)
+
+    def _status(self, scores: np.ndarray, time_s: float) -> None:
+        """Send a :class:`StreamStatus`; level and real-time factor cover the audio since the last one."""
+        if self._energy_n:
+            mean_square = self._energy / self._energy_n
+            self._level = max(SILENCE_DBFS, 10.0 * float(np.log10(mean_square))) if mean_square > 0 else SILENCE_DBFS
+            self._rtf = self._busy_s / (self._energy_n / self.rate)
+        counters = self.summary.counters + self.source.counters
+        self.sinks.update(StreamStatus(
+            time_s=time_s, labels=self.labels, scores=tuple(float(s) for s in scores),
+            active=tuple(self.tracker.active), level_dbfs=self._level, real_time_factor=self._rtf,
+            overruns=counters["overruns"], counters=dict(counters),
+        ))
+        self._energy, self._energy_n, self._busy_s = 0.0, 0, 0.0
+
+
+def run(sources: Iterable[Source], backend: Backend, sinks: Any, config: PipelineConfig) -> RunSummary:
+    """Run every source in turn through the detector into *sinks*, then close them.
+
+    Each source is its own stream (time from 0, fresh tracker). Ctrl-C stops the
+    run cleanly: the summary says ``interrupted``. Errors propagate after the
+    events so far are flushed.
+
+    Returns
+    -------
+    RunSummary
+    """
+    summary = RunSummary()
+    try:
+        for source in sources:
+            backend.reset()
+            stream = _Stream(source, backend, sinks, config, summary)
+            try:
+                for block in source:
+                    if not stream.feed(block):
+                        break
+                stream.finish()
+            except KeyboardInterrupt:
+                summary.interrupted = True
+            finally:
+                stream.close()
+                source.close()
+                summary.seconds += stream.n_samples / stream.rate
+                summary.counters.update(source.counters)
+            if summary.interrupted:
+                break
+    finally:
+        sinks.close()
+        summary.sink_failures = dict(sinks.failures)
+    log.info("run: %s", summary.describe())
+    return summary

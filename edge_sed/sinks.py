@@ -1,0 +1,635 @@
+"""Where events go: the terminal, JSON Lines, DCASE TSV, MQTT; several at once.
+
+A sink spec string names each sink; :func:`parse_sink_spec` is the one parser:
+
+- ``terminal``: a live rich view (active and recent events, per-class meters,
+  input level, real-time factor, overruns and other counters);
+- ``jsonl`` (stdout) or ``jsonl:PATH``: one JSON object per line, onsets and
+  complete events, flushed per line;
+- ``tsv`` (stdout) or ``tsv:PATH``: DCASE ``filename onset offset event_label``
+  with a header, complete events only;
+- ``mqtt://[user:pass@]host[:port]/topic/template?qos=1&spool=DIR&client_id=ID``:
+  JSON payloads, topic placeholders ``{label}`` and ``{kind}``, and a local spool
+  so that no event is lost while the broker is down (the ``[mqtt]`` extra).
+
+More schemes plug in with :func:`register_sink_scheme` (``serial://`` from
+``firmware_bridge``). :func:`open_sinks` opens a :class:`SinkSet`, which fans
+every event and status out to all sinks and isolates their failures: a sink
+that raises is counted in :attr:`SinkSet.failures`, logged once, and stops
+neither detection nor the other sinks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import os
+import string
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Protocol, Sequence
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from edge_sed.errors import SinkError, require
+from edge_sed.events import Event, StreamStatus
+
+__all__ = [
+    "Sink",
+    "SinkSet",
+    "SinkSpec",
+    "SinkScheme",
+    "SINK_SCHEMES",
+    "register_sink_scheme",
+    "parse_sink_spec",
+    "open_sinks",
+    "JsonlSink",
+    "TsvSink",
+    "TerminalSink",
+    "MqttSettings",
+    "parse_mqtt_url",
+    "MqttSink",
+    "TSV_HEADER",
+]
+
+logger = logging.getLogger(__name__)
+
+TSV_HEADER = "filename\tonset\toffset\tevent_label"
+STDOUT_TARGET = "-"
+DEFAULT_TSV_FILENAME = "-"
+
+
+class Sink(Protocol):
+    """Anything that takes events and status snapshots; ``close()`` flushes and releases it."""
+
+    def emit(self, event: Event) -> None: ...
+
+    def update(self, status: StreamStatus) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: ``factory(target, labels=..., file=...)``: *target* is what follows ``scheme:``
+#: (``None`` when the spec is the bare scheme name).
+SinkFactory = Callable[..., Sink]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkScheme:
+    """A registered kind of sink: how to open it, and the spec forms it accepts (for error messages)."""
+
+    factory: SinkFactory
+    forms: tuple[str, ...]
+
+
+SINK_SCHEMES: dict[str, SinkScheme] = {}
+
+
+def register_sink_scheme(name: str, factory: SinkFactory, *forms: str) -> None:
+    """Make ``name`` or ``name:...`` specs open sinks through *factory*.
+
+    *forms* are the spec shapes shown when a spec is wrong, e.g. ``"serial:PORT?baud=115200"``.
+    """
+    SINK_SCHEMES[name] = SinkScheme(factory, forms or (name,))
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSpec:
+    """A parsed sink spec: the scheme, and what followed ``scheme:`` (``None`` if nothing)."""
+
+    text: str
+    scheme: str
+    target: str | None
+
+
+def _valid_forms() -> str:
+    return ", ".join(form for scheme in SINK_SCHEMES.values() for form in scheme.forms)
+
+
+def _bad_spec(text: str, why: str) -> SinkError:
+    return SinkError(f"{why} in sink {text!r}; valid sinks: {_valid_forms()}")
+
+
+def parse_sink_spec(text: str) -> SinkSpec:
+    """Split a sink spec into its scheme and target, refusing unknown schemes.
+
+    Raises
+    ------
+    SinkError
+        One line naming the spec and listing the valid forms.
+    """
+    scheme, colon, target = text.strip().partition(":")
+    if scheme not in SINK_SCHEMES:
+        close = difflib.get_close_matches(scheme, SINK_SCHEMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SinkError(f"unknown sink {text!r}{hint}; valid sinks: {_valid_forms()}")
+    return SinkSpec(text, scheme, target if colon else None)
+
+
+class SinkSet:
+    """Several sinks as one: every call reaches every sink, and a failing sink is
+    counted (:attr:`failures`, by spec) and logged once instead of raising."""
+
+    def __init__(self, sinks: Sequence[tuple[str, Sink]]) -> None:
+        self.sinks = list(sinks)
+        self.failures: dict[str, int] = {name: 0 for name, _ in self.sinks}
+
+    def emit(self, event: Event) -> None:
+        """Hand *event* to every sink."""
+        for name, sink in self.sinks:
+            self._call(name, sink.emit, event)
+
+    def update(self, status: StreamStatus) -> None:
+        """Hand a status snapshot to every sink (with a ``sink failures`` counter once one failed)."""
+        failed = sum(self.failures.values())
+        if failed:
+            status = dataclasses.replace(status, counters={**status.counters, "sink failures": failed})
+        for name, sink in self.sinks:
+            self._call(name, sink.update, status)
+
+    def close(self) -> None:
+        """Close every sink, whatever the others do."""
+        for name, sink in self.sinks:
+            self._call(name, sink.close)
+
+    def __enter__(self) -> SinkSet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, name: str, method: Callable[..., None], *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception as exc:  # a dead sink must stop neither detection nor the other sinks
+            self.failures[name] += 1
+            if self.failures[name] == 1:
+                logger.warning("sink %r failed (%s: %s); detection goes on and its failures are counted",
+                               name, type(exc).__name__, exc)
+
+
+def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None = None) -> SinkSet:
+    """Parse every spec, then open the sinks (nothing is opened if any spec is wrong).
+
+    Parameters
+    ----------
+    specs : sequence of str
+        Sink specs (see the module docstring).
+    labels : sequence of str
+        The model's class names (the terminal view's meters).
+    file : str, optional
+        The input's name, for the ``filename`` column of TSV rows of events without one.
+    """
+    parsed = [parse_sink_spec(spec) for spec in specs]
+    opened: list[tuple[str, Sink]] = []
+    try:
+        for spec in parsed:
+            name = spec.text if spec.text not in dict(opened) else f"{spec.text}#{len(opened) + 1}"
+            factory = SINK_SCHEMES[spec.scheme].factory
+            opened.append((name, factory(spec.target, labels=tuple(labels), file=file)))
+    except BaseException:
+        SinkSet(opened).close()
+        raise
+    return SinkSet(opened)
+
+
+# -- files and streams --------------------------------------------------------------------
+
+
+def _open_text(target: str | None, scheme: str) -> tuple[IO[str], bool]:
+    """The stream for ``scheme[:PATH]`` and whether the sink owns it (stdout it does not)."""
+    if target is None or target == STDOUT_TARGET:
+        return sys.stdout, False
+    if not target:
+        raise _bad_spec(f"{scheme}:", "empty path")
+    try:
+        return open(target, "w", encoding="utf-8"), True
+    except OSError as exc:
+        raise SinkError(f"cannot open sink '{scheme}:{target}': {exc.strerror or exc}") from None
+
+
+class _LineSink:
+    """Writes one line per record and flushes it, so a crash loses nothing written."""
+
+    def __init__(self, stream: IO[str], *, owns_stream: bool = False) -> None:
+        self.stream = stream
+        self._owns_stream = owns_stream
+
+    def _write_line(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def update(self, status: StreamStatus) -> None:
+        """Status snapshots are not written to files."""
+
+    def close(self) -> None:
+        if self._owns_stream:
+            self.stream.close()
+        else:
+            self.stream.flush()
+
+
+class JsonlSink(_LineSink):
+    """One JSON object per line (:meth:`Event.to_dict`): onset notifications and complete events."""
+
+    def emit(self, event: Event) -> None:
+        self._write_line(json.dumps(event.to_dict(), ensure_ascii=False))
+
+
+class TsvSink(_LineSink):
+    """DCASE-style ``filename onset offset event_label`` rows, complete events only, after a header.
+
+    Rows of events without a ``file`` get *filename*.
+    """
+
+    def __init__(self, stream: IO[str], *, filename: str | None = None, owns_stream: bool = False) -> None:
+        super().__init__(stream, owns_stream=owns_stream)
+        self.filename = filename or DEFAULT_TSV_FILENAME
+        self._write_line(TSV_HEADER)
+
+    def emit(self, event: Event) -> None:
+        if event.offset is not None:
+            self._write_line(f"{event.file or self.filename}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
+
+
+def _open_jsonl(target: str | None, *, labels: Sequence[str], file: str | None) -> JsonlSink:
+    stream, owned = _open_text(target, "jsonl")
+    return JsonlSink(stream, owns_stream=owned)
+
+
+def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None) -> TsvSink:
+    stream, owned = _open_text(target, "tsv")
+    return TsvSink(stream, filename=file, owns_stream=owned)
+
+
+# -- the terminal --------------------------------------------------------------------------
+
+
+class TerminalSink:
+    """A rich Live view: active events, recent events, meters for the top classes,
+    input level, real-time factor, overruns and the other counters.
+
+    Chosen explicitly (``terminal``); it draws on *console* (default: stdout).
+    """
+
+    def __init__(self, labels: Sequence[str], *, console: Any = None, top_classes: int = 5, recent: int = 8) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.labels = tuple(labels)
+        self.console = console if console is not None else Console()
+        self.top_classes = top_classes
+        self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self._started = False
+        self._active: dict[str, Event] = {}
+        self._recent: deque[Event] = deque(maxlen=recent)
+        self._status: StreamStatus | None = None
+
+    def emit(self, event: Event) -> None:
+        if event.offset is None:
+            self._active[event.label] = event
+        else:
+            self._active.pop(event.label, None)
+            self._recent.appendleft(event)
+        self._refresh()
+
+    def update(self, status: StreamStatus) -> None:
+        self._status = status
+        self._refresh()
+
+    def close(self) -> None:
+        if self._started:
+            self._live.update(self.render(), refresh=True)
+            self._live.stop()
+            self._started = False
+
+    def _refresh(self) -> None:
+        if not self._started:
+            self._live.start()
+            self._started = True
+        self._live.update(self.render(), refresh=True)
+
+    def render(self) -> Any:
+        """The view as a rich renderable."""
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        status = self._status
+        head = Table.grid(padding=(0, 2))
+        if status is not None:
+            counters = "  ".join(f"{name} {value}" for name, value in sorted(status.counters.items()))
+            head.add_row(
+                f"t {status.time_s:8.2f} s",
+                f"level {status.level_dbfs:6.1f} dBFS",
+                f"real-time factor {status.real_time_factor:.3f}",
+                f"overruns {status.overruns}",
+                counters,
+            )
+        meters = Table(title="scores", title_justify="left", show_header=False, box=None)
+        if status is not None and status.scores:
+            top = sorted(range(len(status.scores)), key=lambda i: -status.scores[i])[: self.top_classes]
+            for i in top:
+                mark = "*" if status.labels[i] in status.active else " "
+                bar = ProgressBar(total=1.0, completed=float(status.scores[i]), width=30)
+                meters.add_row(f"{mark} {status.labels[i]}", bar, f"{status.scores[i]:.2f}")
+        active = Table("active", "since (s)", "confidence", title_justify="left")
+        for event in self._active.values():
+            active.add_row(event.label, f"{event.onset:.2f}", f"{event.confidence:.2f}")
+        recent = Table("recent", "onset (s)", "offset (s)", "confidence", title_justify="left")
+        for event in self._recent:
+            recent.add_row(event.label, f"{event.onset:.2f}", f"{event.offset:.2f}", f"{event.confidence:.2f}")
+        return Group(head, meters, active, recent)
+
+
+def _open_terminal(target: str | None, *, labels: Sequence[str], file: str | None) -> TerminalSink:
+    if target is not None:
+        raise _bad_spec(f"terminal:{target}", "'terminal' takes no argument")
+    return TerminalSink(labels)
+
+
+# -- MQTT ------------------------------------------------------------------------------------
+
+MQTT_DEFAULT_PORT = 1883
+MQTT_DEFAULT_TOPIC = "edge-sed/{label}/{kind}"
+MQTT_PLACEHOLDERS = ("label", "kind")
+MQTT_OPTIONS = ("qos", "spool", "client_id")
+_TOPIC_FORBIDDEN = str.maketrans({"/": "_", "+": "_", "#": "_"})
+
+
+def _default_spool_dir(host: str, port: int) -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "edge-sed" / "mqtt-spool" / f"{host}_{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """An ``mqtt://`` sink spec, parsed (:func:`parse_mqtt_url`)."""
+
+    host: str
+    port: int = MQTT_DEFAULT_PORT
+    topic: str = MQTT_DEFAULT_TOPIC
+    qos: int = 1
+    spool: str | None = None
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise SinkError(f"MQTT sink needs a host, as in mqtt://localhost:1883/{MQTT_DEFAULT_TOPIC}")
+        if not 0 < self.port < 65536:
+            raise SinkError(f"MQTT port must be in 1..65535, got {self.port!r}")
+        if self.qos not in (0, 1, 2):
+            raise SinkError(f"MQTT qos must be 0, 1 or 2, got {self.qos!r}")
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.topic) if name is not None}
+        except ValueError as exc:
+            raise SinkError(f"bad MQTT topic template {self.topic!r} ({exc}); placeholders: {{label}}, {{kind}}") from None
+        unknown = sorted(fields - set(MQTT_PLACEHOLDERS))
+        if unknown or not self.topic or "+" in self.topic or "#" in self.topic:
+            raise SinkError(
+                f"bad MQTT topic template {self.topic!r}: it must be non-empty, without '+' or '#', "
+                f"and its only placeholders are {{label}} and {{kind}}"
+            )
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where unacknowledged events wait (``spool=``, else a per-broker folder in the user's cache)."""
+        return Path(self.spool) if self.spool else _default_spool_dir(self.host, self.port)
+
+    def topic_for(self, event: Event) -> str:
+        """The topic *event* is published to (``/``, ``+``, ``#`` in labels become ``_``)."""
+        return self.topic.format(label=event.label.translate(_TOPIC_FORBIDDEN), kind=event.kind)
+
+    def to_url(self) -> str:
+        """The spec string that :func:`parse_mqtt_url` reads back into these settings."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                auth += ":" + quote(self.password, safe="")
+            auth += "@"
+        query = {"qos": self.qos, "spool": self.spool, "client_id": self.client_id or None}
+        query_text = urlencode({key: value for key, value in query.items() if value is not None})
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{auth}{host}:{self.port}/{quote(self.topic, safe='/{}')}" + (f"?{query_text}" if query_text else "")
+
+
+def parse_mqtt_url(url: str) -> MqttSettings:
+    """Read ``mqtt://[user[:pass]@]host[:port][/topic/template][?qos=1&spool=DIR&client_id=ID]``.
+
+    Raises
+    ------
+    SinkError
+        For anything else, naming the part that is wrong.
+    """
+    form = "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise SinkError(f"bad MQTT sink {url!r} ({exc}); expected {form}") from None
+    if parts.scheme != "mqtt" or not url.startswith("mqtt://"):
+        raise SinkError(f"bad MQTT sink {url!r}; expected {form}")
+    if parts.fragment or "#" in url:
+        raise SinkError(f"bad MQTT sink {url!r}: '#' is a subscription wildcard, not a topic to publish to")
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in MQTT_OPTIONS:
+            raise SinkError(f"unknown MQTT option {key!r} in {url!r}; valid options: {', '.join(MQTT_OPTIONS)}")
+        options[key] = value
+    try:
+        qos = int(options.get("qos", "1"))
+    except ValueError:
+        raise SinkError(f"MQTT qos must be 0, 1 or 2, got {options['qos']!r}") from None
+    return MqttSettings(
+        host=parts.hostname or "",
+        port=MQTT_DEFAULT_PORT if port is None else port,
+        topic=unquote(parts.path[1:]) or MQTT_DEFAULT_TOPIC,
+        qos=qos,
+        spool=options.get("spool") or None,
+        client_id=options.get("client_id", ""),
+        username=None if parts.username is None else unquote(parts.username),
+        password=None if parts.password is None else unquote(parts.password),
+    )
+
+
+class _Spool:
+    """A folder of messages not yet acknowledged: one fsync'd JSON file per message,
+    removed when the broker acknowledges it. Survives crashes and restarts."""
+
+    SUFFIX = ".json"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create the MQTT spool folder {str(folder)!r}: {exc.strerror or exc}") from None
+        self._sequence = 0
+
+    def add(self, topic: str, payload: str) -> Path:
+        """Write one message durably and return its file."""
+        self._sequence += 1
+        path = self.folder / f"{time.time_ns():020d}-{os.getpid()}-{self._sequence:06d}{self.SUFFIX}"
+        partial = path.with_suffix(".partial")
+        with open(partial, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"topic": topic, "payload": payload}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, path)
+        directory = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return path
+
+    def pending(self) -> list[Path]:
+        """Spooled messages, oldest first."""
+        return sorted(self.folder.glob(f"*{self.SUFFIX}"))
+
+    @staticmethod
+    def read(path: Path) -> tuple[str, str]:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record["topic"], record["payload"]
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+
+class MqttSink:
+    """Publishes events as JSON to an MQTT broker, at least once.
+
+    Every event is first written to the spool (fsync'd), then published; its
+    spool file is removed when the broker acknowledges it (PUBACK for QoS 1).
+    paho-mqtt reconnects by itself and resends what was in flight; spooled
+    messages that are not in flight (left by an earlier run, or refused by
+    paho) are published on start and after every reconnect. :meth:`close` waits
+    up to ``ack_timeout_s`` for acknowledgements; what is left stays spooled and
+    is sent by the next run with the same spool.
+    """
+
+    def __init__(self, settings: MqttSettings, *, ack_timeout_s: float = 3.0, reconnect_max_s: float = 2.0) -> None:
+        mqtt = require("paho.mqtt.client", what="the MQTT sink", extra="mqtt")
+        self.settings = settings
+        self.ack_timeout_s = ack_timeout_s
+        self.disconnects = 0
+        self._mqtt = mqtt
+        self._spool = _Spool(settings.spool_dir)
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, Path] = {}  # mid -> spool file
+        self._acked_early: set[int] = set()  # PUBACKs that beat publish() back to us
+        self._reconnected = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id)
+        if settings.username is not None:
+            client.username_pw_set(settings.username, settings.password)
+        client.reconnect_delay_set(min_delay=0.1, max_delay=reconnect_max_s)  # type: ignore[arg-type]
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(settings.host, settings.port)
+        client.loop_start()
+        self._replay()  # what an earlier run left: paho queues it until connected
+
+    @property
+    def spooled(self) -> list[Path]:
+        """Messages not acknowledged yet."""
+        return self._spool.pending()
+
+    def emit(self, event: Event) -> None:
+        topic, payload = self.settings.topic_for(event), json.dumps(event.to_dict(), ensure_ascii=False)
+        self._publish(self._spool.add(topic, payload), topic, payload)
+        self._replay_after_reconnect()
+
+    def update(self, status: StreamStatus) -> None:
+        self._replay_after_reconnect()
+
+    def close(self) -> None:
+        deadline = time.monotonic() + self.ack_timeout_s
+        while time.monotonic() < deadline:
+            self._replay_after_reconnect()
+            with self._lock:
+                waiting = bool(self._in_flight)
+            if not waiting and not self._spool.pending():
+                break
+            time.sleep(0.02)
+        self._client.disconnect()
+        self._client.loop_stop()
+        left = len(self._spool.pending())
+        if left:
+            logger.warning("%d MQTT message(s) not acknowledged stay spooled in %s; the next run sends them",
+                           left, self._spool.folder)
+
+    def _publish(self, path: Path, topic: str, payload: str) -> None:
+        info = self._client.publish(topic, payload, qos=self.settings.qos)
+        if info.rc not in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):
+            logger.warning("MQTT publish refused (%s); the message stays spooled", self._mqtt.error_string(info.rc))
+            return
+        with self._lock:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+                self._spool.remove(path)
+            else:
+                self._in_flight[info.mid] = path
+
+    def _replay(self) -> None:
+        with self._lock:
+            in_flight = set(self._in_flight.values())
+        for path in self._spool.pending():
+            if path not in in_flight:
+                try:
+                    topic, payload = self._spool.read(path)
+                except (OSError, ValueError, KeyError) as exc:
+                    logger.warning("unreadable MQTT spool file %s (%s); moved aside", path, exc)
+                    path.rename(path.with_suffix(".bad"))
+                    continue
+                self._publish(path, topic, payload)
+
+    def _replay_after_reconnect(self) -> None:
+        if self._reconnected.is_set():
+            self._reconnected.clear()
+            self._replay()
+
+    # paho's network thread calls these
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            logger.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
+            return
+        logger.info("connected to MQTT broker %s:%d", self.settings.host, self.settings.port)
+        self._reconnected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self.disconnects += 1
+        if self.disconnects == 1:
+            logger.warning("lost the MQTT broker %s:%d (%s); events are spooled and resent on reconnect",
+                           self.settings.host, self.settings.port, reason_code)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        with self._lock:
+            path = self._in_flight.pop(mid, None)
+            if path is None:
+                self._acked_early.add(mid)
+            else:
+                self._spool.remove(path)
+
+
+def _open_mqtt(target: str | None, *, labels: Sequence[str], file: str | None) -> MqttSink:
+    if target is None:
+        raise _bad_spec("mqtt", "missing broker URL")
+    return MqttSink(parse_mqtt_url(f"mqtt:{target}"))
+
+
+register_sink_scheme("terminal", _open_terminal, "terminal")
+register_sink_scheme("jsonl", _open_jsonl, "jsonl", "jsonl:PATH")
+register_sink_scheme("tsv", _open_tsv, "tsv", "tsv:PATH")
+register_sink_scheme("mqtt", _open_mqtt, "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID")

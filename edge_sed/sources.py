@@ -1,0 +1,343 @@
+"""Where audio comes from: a microphone, an audio file, or raw PCM on stdin.
+
+Every source is an iterable of float32 mono blocks, shape (n,), at the model's
+``sample_rate``: it down-mixes, checks and resamples (soxr) what it reads.
+Expected trouble is counted in ``source.counters`` (``overruns``,
+``clipped_blocks``, ``nonfinite_blocks``); a live source replaces a block with
+NaN/Inf samples by silence, a file with NaN/Inf samples is an error.
+
+- :class:`MicSource`: sounddevice/PortAudio at the device's own rate; the
+  callback only copies into a :class:`~edge_sed.ringbuffer.RingBuffer`.
+- :class:`FileSource`: soundfile (WAV, FLAC, OGG), as fast as possible or paced
+  in real time.
+- :class:`StdinSource`: raw 16-bit little-endian PCM.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, Protocol
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from edge_sed.audio import CLIP_LEVEL
+from edge_sed.errors import AudioInputError, ConfigError
+from edge_sed.ringbuffer import RingBuffer
+
+__all__ = [
+    "Source",
+    "MicSource",
+    "FileSource",
+    "StdinSource",
+    "list_input_devices",
+    "import_sounddevice",
+    "BLOCK_FRAMES",
+]
+
+log = logging.getLogger(__name__)
+
+#: Frames read from a file or stdin per block (at the input's own rate).
+BLOCK_FRAMES = 4096
+#: Seconds of audio the microphone ring buffer holds.
+MIC_BUFFER_S = 4.0
+#: How long the consumer waits between polls of the microphone ring buffer.
+MIC_POLL_S = 0.01
+#: Bytes per sample of raw PCM on stdin (16-bit little-endian).
+PCM_SAMPLE_BYTES = 2
+_PCM_FULL_SCALE = 32768.0
+_RESAMPLE_QUALITY = "HQ"
+
+
+class Source(Protocol):
+    """What the pipeline needs from a source."""
+
+    name: str
+    sample_rate: int
+    live: bool
+    file: str | None
+    counters: Counter[str]
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class _Conditioner:
+    """Raw frames (n, channels) at *in_rate* -> checked mono float32 at *out_rate*."""
+
+    def __init__(self, name: str, in_rate: int, out_rate: int, *, live: bool, counters: Counter[str]) -> None:
+        self.name, self.live, self.counters = name, live, counters
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
+            in_rate, out_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+        )
+
+    def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
+        mono = frames.mean(axis=1, dtype=np.float32) if frames.ndim == 2 else frames.astype(np.float32, copy=False)
+        if not np.isfinite(mono).all():
+            if not self.live:
+                raise AudioInputError(
+                    f"{self.name!r} contains NaN/Inf samples; re-export it as finite PCM or float audio"
+                )
+            self.counters["nonfinite_blocks"] += 1
+            mono = np.zeros_like(mono)
+        if mono.size and np.abs(frames).max() >= CLIP_LEVEL:
+            self.counters["clipped_blocks"] += 1
+        if self._stream is None:
+            return mono
+        return self._stream.resample_chunk(mono, last=last)
+
+
+# --- microphone ---------------------------------------------------------------------------
+
+
+def import_sounddevice() -> Any:
+    """Import sounddevice, or raise one line saying how to install what is missing."""
+    try:
+        import sounddevice
+    except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
+        raise AudioInputError(
+            f"the PortAudio library is not installed ({exc}); install it with: apt-get install libportaudio2"
+        ) from None
+    except ImportError:
+        raise AudioInputError("the sounddevice package is not installed; pip install sounddevice") from None
+    return sounddevice
+
+
+def list_input_devices() -> list[dict[str, Any]]:
+    """The input devices: dicts with ``index``, ``name``, ``default_samplerate``,
+    ``max_input_channels`` and ``is_default``."""
+    sd = import_sounddevice()
+    try:
+        devices = sd.query_devices()
+        default = sd.default.device[0]
+    except sd.PortAudioError as exc:
+        raise AudioInputError(f"cannot list audio devices: {exc}") from None
+    return [
+        {**dict(device), "is_default": device["index"] == default}
+        for device in devices
+        if device["max_input_channels"] > 0
+    ]
+
+
+def _describe(devices: list[dict[str, Any]]) -> str:
+    if not devices:
+        return "no input devices found (is a sound card or PulseAudio available?)"
+    return "input devices: " + ", ".join(
+        f"[{d['index']}] {d['name']} ({d['default_samplerate']:g} Hz)" for d in devices
+    )
+
+
+def _find_device(query: int | str | None, devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The input device *query* names: an index, a name substring, or None (the default)."""
+    if query is None or query == "":
+        chosen = [d for d in devices if d["is_default"]] or devices[:1]
+        if not chosen:
+            raise AudioInputError(_describe(devices))
+        return chosen[0]
+    text = str(query).strip()
+    if text.lstrip("-").isdigit():
+        matches = [d for d in devices if d["index"] == int(text)]
+        if not matches:
+            raise AudioInputError(f"no input device with index {int(text)}; {_describe(devices)}")
+        return matches[0]
+    matches = [d for d in devices if text.lower() in d["name"].lower()]
+    exact = [d for d in matches if d["name"].lower() == text.lower()]
+    if len(exact) == 1:
+        return exact[0]
+    if not matches:
+        raise AudioInputError(f"no input device matching {text!r}; {_describe(devices)}")
+    if len(matches) > 1:
+        raise AudioInputError(f"several input devices match {text!r}; pick one by index: {_describe(matches)}")
+    return matches[0]
+
+
+class MicSource:
+    """Live audio from an input device through sounddevice/PortAudio.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The model's rate; the device is opened at its own default rate and resampled.
+    device : int or str or None
+        Index, name substring, or None for the default input.
+    """
+
+    live = True
+    file = None
+
+    def __init__(self, sample_rate: int, device: int | str | None = None) -> None:
+        self._sd = import_sounddevice()
+        self.device = _find_device(device, list_input_devices())
+        self.sample_rate = sample_rate
+        self.device_rate = int(self.device["default_samplerate"])
+        self.channels = max(1, min(int(self.device["max_input_channels"]), 2))
+        self.name = f"[{self.device['index']}] {self.device['name']}"
+        self.counters: Counter[str] = Counter()
+        self.ring = RingBuffer(int(MIC_BUFFER_S * self.device_rate), self.channels)
+        self._flags = {"input_overflow": 0}
+        self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
+        self._stream: Any = None
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy and count only (no allocation, no blocking, no raising).
+        if status.input_overflow:
+            self._flags["input_overflow"] += 1
+        self.ring.write(indata)
+
+    def open(self) -> None:
+        """Start the PortAudio input stream."""
+        try:
+            self._stream = self._sd.InputStream(
+                device=self.device["index"], samplerate=self.device_rate, channels=self.channels,
+                dtype="float32", callback=self._callback,
+            )
+            self._stream.start()
+        except (self._sd.PortAudioError, ValueError) as exc:
+            raise AudioInputError(f"cannot open input device {self.name} at {self.device_rate} Hz: {exc}") from None
+        log.info("listening on %s at %d Hz, %d channel(s)", self.name, self.device_rate, self.channels)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._stream is None:
+            self.open()
+        while True:
+            if not self.ring.available:
+                time.sleep(MIC_POLL_S)
+                continue
+            frames = self.ring.read()
+            self.counters["overruns"] = self.ring.overruns + self._flags["input_overflow"]
+            yield self._conditioner(frames)
+
+    def close(self) -> None:
+        """Stop and close the stream."""
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream.close()
+            self._stream = None
+
+
+# --- files and stdin ----------------------------------------------------------------------
+
+
+def _open_sound_file(path: Path) -> sf.SoundFile:
+    if not path.exists():
+        raise AudioInputError(f"audio file {str(path)!r} does not exist")
+    try:
+        handle = sf.SoundFile(str(path))
+    except PermissionError:
+        raise AudioInputError(f"cannot read {str(path)!r}: permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioInputError(f"cannot read {str(path)!r} as audio ({exc}); use WAV, FLAC or OGG") from None
+    if handle.frames == 0:
+        handle.close()
+        raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
+    return handle
+
+
+class FileSource:
+    """An audio file (WAV, FLAC, OGG) read block by block.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        The model's rate (the file is resampled to it).
+    realtime : bool
+        Pace the blocks at the file's real duration (as a microphone would).
+    block_frames : int
+        Frames read per block, at the file's own rate.
+    """
+
+    live = False
+
+    def __init__(self, path: str | Path, sample_rate: int, *, realtime: bool = False, block_frames: int = BLOCK_FRAMES) -> None:
+        self.path = Path(path)
+        self._handle = _open_sound_file(self.path)
+        self.name = self.file = str(self.path)
+        self.sample_rate = sample_rate
+        self.file_rate = self._handle.samplerate
+        self.realtime = realtime
+        self.block_frames = block_frames
+        self.counters: Counter[str] = Counter()
+        self._conditioner = _Conditioner(self.name, self.file_rate, sample_rate, live=False, counters=self.counters)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        start, done = time.monotonic(), 0
+        while True:
+            try:
+                frames = self._handle.read(self.block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioInputError(f"cannot read {self.name!r} past {done / self.file_rate:.2f} s ({exc})") from None
+            last = len(frames) < self.block_frames
+            if self.realtime:
+                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
+            done += len(frames)
+            block = self._conditioner(frames, last=last)
+            if block.size:
+                yield block
+            if last:
+                return
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class StdinSource:
+    """Raw 16-bit little-endian PCM, interleaved channels, from a binary stream.
+
+    Parameters
+    ----------
+    sample_rate : int
+        The model's rate.
+    rate : int
+        The PCM's rate (resampled to *sample_rate*).
+    channels : int
+        Interleaved channels in the PCM (down-mixed).
+    stream : binary file, optional
+        Where to read (``sys.stdin.buffer`` by default).
+    """
+
+    live = True
+    file = None
+
+    def __init__(self, sample_rate: int, *, rate: int, channels: int = 1, stream: BinaryIO | None = None,
+                 block_frames: int = BLOCK_FRAMES) -> None:
+        if rate <= 0 or channels <= 0:
+            raise ConfigError(f"raw PCM needs a positive --rate and --channels, got {rate!r}, {channels!r}")
+        if stream is None:
+            import sys
+
+            stream = sys.stdin.buffer
+        self.stream = stream
+        self.name = "stdin"
+        self.sample_rate, self.pcm_rate, self.channels = sample_rate, rate, channels
+        self.block_bytes = block_frames * channels * PCM_SAMPLE_BYTES
+        self.counters: Counter[str] = Counter()
+        self._conditioner = _Conditioner(self.name, rate, sample_rate, live=True, counters=self.counters)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frame_bytes = self.channels * PCM_SAMPLE_BYTES
+        total = 0
+        while True:
+            data = self.stream.read(self.block_bytes)
+            total += len(data)
+            whole = len(data) - len(data) % frame_bytes
+            if len(data) < self.block_bytes and whole != len(data):
+                raise AudioInputError(
+                    f"stdin ended with {len(data) - whole} stray byte(s) after {total - len(data) + whole} bytes; "
+                    f"raw PCM must be 16-bit little-endian with {self.channels} channel(s) "
+                    f"({frame_bytes} bytes per frame)"
+                )
+            pcm = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, self.channels)
+            block = self._conditioner(pcm.astype(np.float32) / _PCM_FULL_SCALE, last=len(data) < self.block_bytes)
+            if block.size:
+                yield block
+            if len(data) < self.block_bytes:
+                return
+
+    def close(self) -> None:
+        """Nothing to release (stdin belongs to the process)."""

@@ -1,0 +1,188 @@
+"""``edge-sed detect`` / ``devices`` through the CLI: outputs, and one exact line per bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from bundles import write_scene
+from typer.testing import CliRunner
+
+from edge_sed.cli import app
+from edge_sed.cli import stream as stream_cli
+
+PLACEMENTS = [("siren", 1.5, 3.0), ("dog", 6.0, 1.5)]
+SCENE_S = 9.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    return write_scene(tmp_path_factory.mktemp("cli") / "scene.wav", PLACEMENTS, SCENE_S)
+
+
+def _invoke(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _error(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_detect_writes_json_lines_with_the_file(scene, test_bundle) -> None:
+    result = _invoke("detect", str(scene), "--model", str(test_bundle))
+    assert result.exit_code == 0, result.output
+    events = [e for e in _events(result.stdout) if e["kind"] == "event"]
+    assert [e["label"] for e in events] == ["siren", "dog"]
+    for event, (_, onset, duration) in zip(events, PLACEMENTS):
+        assert abs(event["onset"] - onset) <= 0.75 and abs(event["offset"] - onset - duration) <= 1.0
+        assert event["file"] == str(scene) and 0.5 <= event["confidence"] <= 1.0
+    assert result.stderr.startswith(f"done: {SCENE_S:.1f} s of audio; 33 windows; 2 events")
+
+
+def test_detect_reads_raw_pcm_from_stdin_like_the_file(scene, test_bundle) -> None:
+    from_file = _events(_invoke("detect", str(scene), "--model", str(test_bundle)).stdout)
+    pcm, _ = sf.read(scene, dtype="int16")
+    result = _invoke("detect", "-", "--rate", "16000", "--model", str(test_bundle), input=pcm.tobytes())
+    assert result.exit_code == 0, result.output
+    got = _events(result.stdout)
+    assert [(e["label"], e["onset"], e["offset"]) for e in got] == [(e["label"], e["onset"], e["offset"]) for e in from_file]
+
+
+def test_clipping_is_counted_not_refused(tmp_path, test_bundle) -> None:
+    loud = tmp_path / "clipped.wav"
+    sf.write(loud, np.clip(4 * sf.read(write_scene(tmp_path / "s.wav", PLACEMENTS, SCENE_S))[0], -1, 1), 16000)
+    result = _invoke("detect", str(loud), "--model", str(test_bundle))
+    assert result.exit_code == 0
+    assert "; clipped blocks " in result.stderr and "siren" in result.stdout
+
+
+def _write_nonfinite(path: Path) -> Path:
+    samples = np.zeros(16000, dtype=np.float32)
+    samples[8000] = np.nan
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    return path
+
+
+def _write_corrupt(path: Path) -> Path:
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    return path
+
+
+def _write_empty(path: Path) -> Path:
+    sf.write(path, np.zeros(0, dtype=np.float32), 16000)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing.wav", "error: audio file '{path}' does not exist"),
+    (lambda p: p, "error: cannot read '{path}' as audio"),  # a directory
+    (lambda p: _write_corrupt(p / "corrupt.wav"), "error: cannot read '{path}' as audio (Error opening"),
+    (lambda p: _write_empty(p / "empty.wav"), "error: audio file '{path}' is empty (0 samples)"),
+    (lambda p: _write_nonfinite(p / "nan.wav"), "error: '{path}' contains NaN/Inf samples; re-export it as finite PCM or float audio"),
+])
+def test_bad_files_get_one_line(tmp_path, test_bundle, make, message) -> None:
+    path = make(tmp_path)
+    result = _invoke("detect", str(path), "--model", str(test_bundle))
+    assert result.exit_code == 1
+    assert _error(result).startswith(message.format(path=path))
+
+
+def test_raw_pcm_with_a_stray_byte(test_bundle) -> None:
+    result = _invoke("detect", "-", "--rate", "16000", "--channels", "2", "--model", str(test_bundle), input=b"\x01" * 4003)
+    assert result.exit_code == 1
+    assert _error(result) == ("error: stdin ended with 3 stray byte(s) after 4000 bytes; raw PCM must be "
+                              "16-bit little-endian with 2 channel(s) (4 bytes per frame)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-"], "error: raw PCM on stdin needs --rate (e.g. --rate 16000)"),
+    (["x.wav", "--format", "csv"], "error: invalid --format 'csv'; valid: jsonl, tsv"),
+    (["x.wav", "--threshold", "dgo=0.5"], "error: --threshold 'dgo=0.5': unknown label 'dgo'; the model knows: church_bells, "),
+    (["x.wav", "--threshold", "1.5"], "error: --threshold '1.5' must be between 0 and 1"),
+    (["x.wav", "--threshold", "loud"], "error: --threshold 'loud' is not a number or LABEL=NUMBER"),
+    (["x.wav", "--hop", "0.05"], "error: hop_s must be between 0.1 s and the window (1 s), got 0.05"),
+    ([], "error: no input: give audio FILEs, '-' for raw PCM on stdin, or --demo"),
+])
+def test_bad_options_get_one_line(test_bundle, args, message) -> None:
+    result = _invoke("detect", *args, "--model", str(test_bundle))
+    assert result.exit_code == 1
+    assert _error(result).startswith(message)
+
+
+def test_missing_default_model_and_demo(monkeypatch, scene) -> None:
+    monkeypatch.setattr(stream_cli, "_DEFAULT_MODEL", "absent.onnx")
+    monkeypatch.setattr(stream_cli, "_DEMO_RECORDING", "absent.flac")
+    assert _error(_invoke("detect", str(scene))) == (
+        "error: no default model is shipped in this install; pass --model FILE.onnx")
+    assert _error(_invoke("listen", "--demo")) == (
+        "error: no default model is shipped in this install; pass --model FILE.onnx")
+    assert _error(_invoke("detect", "--demo", "--model", "m.onnx")) == (
+        "error: no demo recording is shipped in this install (edge_sed/assets/absent.flac); pass an audio FILE")
+
+
+def test_config_file_and_flags_override_the_bundle(tmp_path, test_bundle) -> None:
+    from edge_sed.backends import OnnxBackend
+
+    bundle = OnnxBackend(test_bundle).bundle
+    toml = tmp_path / "edge-sed.toml"
+    toml.write_text("[stream]\nhop_s = 0.5\n[tracker.default]\nmin_duration_s = 1.0\n[tracker.per_class.dog]\non_threshold = 0.9\n")
+    config = stream_cli.pipeline_config(bundle, config_file=toml)
+    assert config.stream.hop_s == 0.5 and config.tracker.default.min_duration_s == 1.0
+    assert config.tracker.rule("dog").on_threshold == 0.9 and config.tracker.rule("dog").min_duration_s == 1.0
+    config = stream_cli.pipeline_config(bundle, config_file=toml, hop_s=0.2, thresholds=["0.7", "dog=0.4"])
+    assert config.stream.hop_s == 0.2
+    assert config.tracker.default.on_threshold == 0.7 and config.tracker.rule("siren").on_threshold == 0.7
+    assert (config.tracker.rule("dog").on_threshold, config.tracker.rule("dog").off_threshold) == (0.4, 0.3)
+    assert config.tracker.rule("dog").min_duration_s == 1.0
+
+
+def test_portaudio_missing_names_the_package(monkeypatch) -> None:
+    class NoPortAudio:
+        """Import hook at the sounddevice boundary: what sounddevice raises without libportaudio."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "sounddevice":
+                raise OSError("PortAudio library not found")
+            return None
+
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+    result = _invoke("devices")
+    assert result.exit_code == 1
+    assert _error(result) == ("error: the PortAudio library is not installed (PortAudio library not found); "
+                              "install it with: apt-get install libportaudio2")
+
+
+def test_detect_never_imports_torch(scene, test_bundle) -> None:
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom edge_sed.cli import app\n"
+        f"r = CliRunner().invoke(app, ['detect', {str(scene)!r}, '--model', {str(test_bundle)!r}])\n"
+        "assert r.exit_code == 0 and 'siren' in r.stdout, r.output\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_detect_several_files_to_a_tsv_file(scene, tmp_path, test_bundle) -> None:
+    quiet = write_scene(tmp_path / "quiet.wav", [], 3.0)
+    out = tmp_path / "events.tsv"
+    result = _invoke("detect", str(scene), str(quiet), str(scene), "--format", "tsv", "-o", str(out), "--model", str(test_bundle))
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert rows[0] == ["filename", "onset", "offset", "event_label"]
+    assert [(row[0], row[3]) for row in rows[1:]] == [(str(scene), "siren"), (str(scene), "dog")] * 2
+    assert rows[1:3] == rows[3:5]  # each file is its own stream, from time 0

@@ -1,0 +1,124 @@
+"""The real microphone path: sounddevice/PortAudio (ALSA's pulse device) reading
+a PulseAudio null sink's monitor while ``paplay`` plays a real recording into it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bundles import write_scene
+from conftest import need_program
+
+PLACEMENTS = [("siren", 1.0, 3.0), ("crying_baby", 5.5, 3.0)]
+SCENE_S = 9.5
+ROOT = Path(__file__).resolve().parents[1]
+#: listen and detect see the same events, shifted by when paplay started.
+SHIFT_TOLERANCE_S = 0.3
+_PULSE_START_S = 10.0
+_NULL_SINK = "module-null-sink sink_name=vsink rate=16000 channels=1"
+
+
+def _pactl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """A PulseAudio daemon with a 16 kHz null sink whose monitor is the default source."""
+    need_program("pulseaudio", "pactl", "paplay")
+    started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
+    if started:
+        subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n", f"--load={_NULL_SINK}",
+                        "--load=module-native-protocol-unix"], check=True, capture_output=True, timeout=30)
+    deadline = time.monotonic() + _PULSE_START_S
+    while _pactl("info").returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail("PulseAudio did not answer 'pactl info' in time")
+        time.sleep(0.1)
+    if "vsink" not in _pactl("list", "short", "sinks").stdout:
+        _pactl("load-module", *_NULL_SINK.split())
+    _pactl("set-default-source", "vsink.monitor")
+    yield
+    if started:
+        subprocess.run(["pulseaudio", "--kill"], timeout=30)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    return write_scene(tmp_path_factory.mktemp("mic") / "scene.wav", PLACEMENTS, SCENE_S)
+
+
+def _edge_sed(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "edge_sed", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_after_s: float) -> tuple[int, str, str]:
+    """Start listen, play *recording* once listen is ready, Ctrl-C after *interrupt_after_s*."""
+    listen = _edge_sed("listen", "--device", "pulse", "--model", str(model), "--sink", f"jsonl:{out}")
+    ready = listen.stderr.readline()
+    player = subprocess.Popen(["paplay", str(recording)])
+    try:
+        time.sleep(interrupt_after_s)
+        listen.send_signal(signal.SIGINT)
+        stdout, stderr = listen.communicate(timeout=30)
+    finally:
+        player.kill()
+        player.wait()
+    return listen.returncode, ready, stderr
+
+
+def _complete(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    return [event for event in map(json.loads, lines) if event["kind"] == "event"]
+
+
+def test_devices_lists_the_pulse_input(pulse) -> None:
+    out = _edge_sed("devices").communicate(timeout=60)[0]
+    lines = out.splitlines()
+    assert any(line[2:].startswith("[") and " pulse (44100 Hz, " in line for line in lines), out
+    assert sum(line.startswith(">") for line in lines) == 1
+
+
+def test_unknown_device_lists_the_inputs(pulse, test_bundle) -> None:
+    listen = _edge_sed("listen", "--device", "usb-mic", "--model", str(test_bundle))
+    _, stderr = listen.communicate(timeout=60)
+    assert listen.returncode == 1
+    assert stderr.startswith("error: no input device matching 'usb-mic'; input devices: [0] pulse (44100 Hz), ")
+    assert stderr.count("\n") == 1
+
+
+def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path) -> None:
+    detected = _edge_sed("detect", str(scene), "--model", str(test_bundle)).communicate(timeout=60)[0]
+    expected = [json.loads(line) for line in detected.splitlines() if '"kind": "event"' in line]
+    assert [e["label"] for e in expected] == ["siren", "crying_baby"]
+    out = tmp_path / "listen.jsonl"
+    code, ready, stderr = _listen_while_playing(scene, test_bundle, out, SCENE_S + 2.0)
+    assert ready.startswith("listening on [0] pulse at 44100 Hz (model 16000 Hz)")  # the device's rate, resampled
+    assert code == 130, stderr
+    heard = _complete(out)
+    assert [e["label"] for e in heard] == [e["label"] for e in expected], heard
+    shift = heard[0]["onset"] - expected[0]["onset"]
+    assert 0 <= shift < 3.0
+    for got, want in zip(heard, expected):
+        assert abs(got["onset"] - want["onset"] - shift) <= SHIFT_TOLERANCE_S
+        assert abs(got["offset"] - want["offset"] - shift) <= SHIFT_TOLERANCE_S
+        assert got["onset_wall"] and abs(got["confidence"] - want["confidence"]) < 0.1
+
+
+def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path) -> None:
+    out = tmp_path / "interrupted.jsonl"
+    code, _, stderr = _listen_while_playing(scene, test_bundle, out, 3.5)  # inside the siren
+    assert code == 130
+    assert stderr.startswith("done: ") and "windows; 1 events" in stderr
+    lines = out.read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line complete JSON
+    assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
+    assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]

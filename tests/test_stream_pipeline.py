@@ -1,0 +1,170 @@
+"""The one loop on real audio and a real ONNX bundle: known onsets, block-size
+invariance, hop override, counters, and the sources' conversions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from bundles import write_scene
+
+from edge_sed.backends import OnnxBackend
+from edge_sed.config import StreamConfig
+from edge_sed.errors import AudioInputError
+from edge_sed.events import Event, StreamStatus
+from edge_sed.pipeline import FrameWindow, PipelineConfig, run
+from edge_sed.sources import FileSource, _Conditioner
+
+#: Scene: (label, onset_s, duration_s); onsets are where the clips go in.
+PLACEMENTS = [("siren", 2.0, 4.0), ("crying_baby", 8.0, 4.0)]
+SCENE_S = 14.0
+SCENE_FRAMES = 1401  # 1 + 14 s * 100 frames/s
+ONSET_TOLERANCE_S = 0.75
+OFFSET_TOLERANCE_S = 1.0
+
+
+class CollectingSinks:
+    """A SinkSet that keeps what it is given (for assertions)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.statuses: list[StreamStatus] = []
+        self.closed = 0
+        self.failures: dict[str, int] = {}
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def update(self, status: StreamStatus) -> None:
+        self.statuses.append(status)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def finished(self) -> list[tuple[str, float, float]]:
+        return [(e.label, e.onset, e.offset) for e in self.events if e.offset is not None]
+
+
+@pytest.fixture(scope="module")
+def backend(test_bundle: Path) -> OnnxBackend:
+    return OnnxBackend(test_bundle)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    return write_scene(tmp_path_factory.mktemp("scene") / "scene.wav", PLACEMENTS, SCENE_S)
+
+
+def _config(backend: OnnxBackend, **stream: float) -> PipelineConfig:
+    bundle = backend.bundle
+    return PipelineConfig(stream=StreamConfig(**{"window_s": bundle.stream.window_s, "hop_s": bundle.stream.hop_s, **stream}),
+                          tracker=bundle.tracker)
+
+
+def _detect(path: Path, backend: OnnxBackend, **kwargs) -> tuple[CollectingSinks, object]:
+    sinks = CollectingSinks()
+    block_frames = kwargs.pop("block_frames", 4096)
+    source = FileSource(path, backend.bundle.frontend.sample_rate, block_frames=block_frames)
+    summary = run([source], backend, sinks, _config(backend, **kwargs))
+    return sinks, summary
+
+
+def test_known_onsets_and_offsets_are_found(scene, backend) -> None:
+    sinks, summary = _detect(scene, backend)
+    found = sinks.finished()
+    assert [label for label, _, _ in found] == ["siren", "crying_baby"]
+    for (label, onset, offset), (_, true_onset, duration) in zip(found, PLACEMENTS):
+        assert abs(onset - true_onset) <= ONSET_TOLERANCE_S, (label, onset)
+        assert abs(offset - (true_onset + duration)) <= OFFSET_TOLERANCE_S, (label, offset)
+    # each finished event was announced first as an onset, with the same onset time
+    onsets = [(e.label, e.onset) for e in sinks.events if e.offset is None]
+    assert onsets == [(label, onset) for label, onset, _ in found]
+    assert all(e.file == str(scene) for e in sinks.events)
+    # 100 frames/s: first window at frame 100, then every 25
+    assert summary.windows == 1 + (SCENE_FRAMES - 101) // 25 == len(sinks.statuses)
+    assert summary.events == 2 and summary.seconds == pytest.approx(SCENE_S)
+    assert sinks.closed == 1 and not summary.interrupted
+
+
+@pytest.mark.parametrize("block_frames", [160, 1024, 1280])
+def test_same_events_whatever_the_block_size(scene, backend, block_frames: int) -> None:
+    reference, _ = _detect(scene, backend, block_frames=4096)
+    sinks, _ = _detect(scene, backend, block_frames=block_frames)
+    assert [(e.label, e.onset, e.offset) for e in sinks.events] == [(e.label, e.onset, e.offset) for e in reference.events]
+    np.testing.assert_allclose([e.confidence for e in sinks.events], [e.confidence for e in reference.events], atol=1e-5)
+    np.testing.assert_allclose([s.scores for s in sinks.statuses], [s.scores for s in reference.statuses], atol=1e-5)
+    assert [s.time_s for s in sinks.statuses] == [s.time_s for s in reference.statuses]
+
+
+def test_status_carries_time_level_and_scores(scene, backend) -> None:
+    sinks, _ = _detect(scene, backend)
+    times = [s.time_s for s in sinks.statuses]
+    assert times[0] == 1.0 and np.diff(times) == pytest.approx(0.25) and times[-1] == pytest.approx(SCENE_S, abs=0.25)
+    siren = backend.bundle.labels.index("siren")
+    loud = [s for s in sinks.statuses if 4.0 <= s.time_s <= 6.0]
+    quiet = [s for s in sinks.statuses if 1.2 <= s.time_s <= 1.8]
+    assert min(s.scores[siren] for s in loud) > 0.5 > max(s.scores[siren] for s in quiet)
+    assert max(s.level_dbfs for s in quiet) < min(s.level_dbfs for s in loud) - 6
+    assert all("siren" in s.active for s in loud[1:])
+    assert all(0 < s.real_time_factor < 1 for s in sinks.statuses)
+
+
+def test_hop_override_down_to_100_ms(scene, backend) -> None:
+    sinks, summary = _detect(scene, backend, hop_s=0.1)
+    assert summary.windows == 1 + (SCENE_FRAMES - 101) // 10
+    assert [label for label, _, _ in sinks.finished()] == ["siren", "crying_baby"]
+
+
+def test_duration_limit_closes_open_events_at_the_limit(scene, backend) -> None:
+    sinks = CollectingSinks()
+    source = FileSource(scene, 16000)
+    config = PipelineConfig(stream=backend.bundle.stream, tracker=backend.bundle.tracker, duration_s=4.0)
+    summary = run([source], backend, sinks, config)
+    assert summary.seconds == pytest.approx(4.0)
+    (label, onset, offset), = sinks.finished()
+    assert label == "siren" and offset == pytest.approx(4.0)
+
+
+def test_a_stream_shorter_than_one_window_is_scored_once(tmp_path, backend) -> None:
+    path = write_scene(tmp_path / "short.wav", [("siren", 0.0, 0.6)], 0.6)
+    sinks, summary = _detect(path, backend)
+    assert summary.windows == 1 and len(sinks.statuses) == 1
+
+
+def test_multichannel_and_other_rates_are_converted(scene, backend, tmp_path) -> None:
+    mono, rate = sf.read(scene, dtype="float32")
+    reference = _detect(scene, backend)[0].finished()
+    stereo = tmp_path / "stereo.flac"
+    sf.write(stereo, np.stack([mono, mono], axis=1), rate)
+    assert _detect(stereo, backend)[0].finished() == reference  # down-mixed exactly
+    resampled = tmp_path / "44k.wav"
+    sf.write(resampled, soxr.resample(mono, rate, 44100), 44100, subtype="FLOAT")
+    found = _detect(resampled, backend)[0].finished()
+    assert [e[0] for e in found] == [e[0] for e in reference]
+    assert np.abs(np.array([e[1:] for e in found]) - np.array([e[1:] for e in reference])).max() <= 0.25
+
+
+def test_frame_window_is_the_last_frames_in_order() -> None:
+    window = FrameWindow(3, 2, floor_db=-100.0)
+    assert (window.window() == -100.0).all()
+    for i in range(5):
+        window.push(np.array([i, -i], dtype=np.float32))
+    np.testing.assert_array_equal(window.window(), [[2, -2], [3, -3], [4, -4]])
+
+
+def test_live_nonfinite_blocks_become_silence_and_are_counted() -> None:
+    counters: Counter[str] = Counter()
+    live = _Conditioner("mic", 16000, 16000, live=True, counters=counters)
+    block = np.full((160, 2), 0.1, dtype=np.float32)
+    block[5, 1] = np.nan
+    np.testing.assert_array_equal(live(block), np.zeros(160, dtype=np.float32))
+    np.testing.assert_allclose(live(np.full((160, 2), 0.1, np.float32)), 0.1)
+    block[5, 1] = 1.0
+    live(block)
+    assert counters == Counter(nonfinite_blocks=1, clipped_blocks=1)
+    with pytest.raises(AudioInputError, match=r"^'f.wav' contains NaN/Inf samples; re-export"):
+        _Conditioner("f.wav", 16000, 16000, live=False, counters=Counter())(np.full((4, 1), np.inf, np.float32))
