@@ -19,6 +19,7 @@ Events (:mod:`edge_sed.events`)
 <<<<<<< HEAD
 Model zoo, torch only (:mod:`edge_sed.models`)
     ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
+<<<<<<< HEAD
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
 =======
 Tracking (:mod:`edge_sed.tracker`)
@@ -29,6 +30,13 @@ Sinks (:mod:`edge_sed.sinks`)
     ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
     ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
 >>>>>>> stream
+=======
+    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
+    ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
+    ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
+    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
+    AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
+>>>>>>> models
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

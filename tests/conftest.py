@@ -52,3 +52,27 @@ def test_bundle(tmp_path_factory) -> Path:
     from bundles import build_bundle
 
     return build_bundle(tmp_path_factory.mktemp("bundle") / "test-logreg-16k.onnx")
+
+
+def _randomise_batchnorm(model, seed: int = 0):
+    """Give every BatchNorm2d non-trivial statistics and affine parameters, as a trained
+    model has (bn0 gets log-mel-like statistics); returns *model*."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            n = layer.num_features
+            layer.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+            layer.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            layer.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            layer.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    model.bn0.running_mean.fill_(-40.0)
+    model.bn0.running_var.fill_(200.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def randomise_batchnorm():
+    """The function ``randomise_batchnorm(model, seed=0) -> model`` (torch models only)."""
+    return _randomise_batchnorm

@@ -48,7 +48,7 @@ class _FrozenKernel(nn.Module):
 
     def __init__(self, weight: np.ndarray) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.from_numpy(weight), requires_grad=False)
+        self.weight = nn.Parameter(torch.tensor(weight), requires_grad=False)
 
 
 class _StftKernels(nn.Module):
@@ -93,7 +93,7 @@ class MelScale(nn.Module):
     def __init__(self, config: FrontendConfig) -> None:
         super().__init__()
         self.amin = config.amin
-        self.melW = nn.Parameter(torch.from_numpy(mel_filterbank(config)), requires_grad=False)
+        self.melW = nn.Parameter(torch.tensor(mel_filterbank(config)), requires_grad=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
         return 10.0 * torch.log10(torch.clamp(power @ self.melW, min=self.amin))

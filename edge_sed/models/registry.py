@@ -14,7 +14,13 @@ name                           PANNs class                head / layout
 ``mobilenet_v2_framewise``     --                         frame-wise
 ``mobilenet_v1_strided``       --                         clip-level, 4x4 stride-2 convs
 ``mobilenet_v2_strided``       --                         clip-level, 4x4 stride-2 convs
+``mobilenet_v1_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
+``mobilenet_v2_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
 =============================  =========================  ==========================
+
+The strided entries are the deployment layout (every BatchNorm right after its
+conv, so export folds it); :func:`edge_sed.models.reparam.to_strided` turns PANNs
+weights into them exactly, and they can be trained directly.
 """
 
 from __future__ import annotations
@@ -66,6 +72,10 @@ MODELS: dict[str, ModelSpec] = {
                   description="MobileNetV1, strided deployment layout (BN folds)"),
         ModelSpec("mobilenet_v2_strided", MOBILENET_V2, strided=True,
                   description="MobileNetV2, strided deployment layout (BN folds)"),
+        ModelSpec("mobilenet_v1_framewise_strided", MOBILENET_V1, framewise=True, strided=True,
+                  description="MobileNetV1, frame-wise head, strided deployment layout"),
+        ModelSpec("mobilenet_v2_framewise_strided", MOBILENET_V2, framewise=True, strided=True,
+                  description="MobileNetV2, frame-wise head, strided deployment layout"),
     )
 }
 

@@ -1,0 +1,88 @@
+"""Exact re-parameterisation of PANNs' MobileNets into the strided deployment layout.
+
+PANNs' MobileNets downsample with a 3x3 stride-1 conv followed directly by
+``AvgPool2d(2)``; the BatchNorm comes after the pool, so export tools cannot
+fold it into the conv. Both steps are linear and adjacent, so together they
+are one 4x4 stride-2 conv (padding 1) whose kernel is the 3x3 kernel convolved
+with the 2x2 box, divided by 4::
+
+    z[i] = (y[2i] + y[2i+1]) / 2,  y[r] = sum_k w3[k] x[r+k-1]
+         = sum_p w4[p] x[2i+p-1],  w4[p] = sum_{a+k=p} w3[k] / 2   (a in {0, 1})
+
+With padding 1 on both sides the strided conv gives exactly the pooled size
+(``floor(n / 2)``) for even and odd ``n``; the row that ``AvgPool2d`` drops from
+odd sizes is never computed. Where it applies (every stride-2 step):
+
+- MobileNetV1: the stem ``features.0.0`` and the depthwise convs
+  ``features.{2,4,6,12}.0``;
+- MobileNetV2: the stem ``features.0.0`` and the depthwise convs
+  ``features.{2,4,7,11}.conv.3``.
+
+Where it does not: PANNs' CNN14/10/6 pool after BN and ReLU
+(``avg_pool(relu(bn(conv(x))))``), which is not linear, so they have no strided
+twin. The stride-1 ``AvgPool2d(1)`` of the other blocks is the identity and
+becomes ``nn.Identity``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edge_sed.errors import ModelError
+from edge_sed.models.blocks import STRIDED_KERNEL
+from edge_sed.models.registry import MODELS, build_model, get_spec
+from edge_sed.models.tagger import SoundTagger
+
+__all__ = ["strided_kernel", "strided_name", "to_strided"]
+
+_POOL = 2
+
+
+def strided_kernel(kernel: torch.Tensor) -> torch.Tensor:
+    """(out, in, 3, 3) kernel -> (out, in, 4, 4): convolved with the 2x2 box / 4."""
+    out = kernel.new_zeros(*kernel.shape[:2], STRIDED_KERNEL, STRIDED_KERNEL)
+    for row in range(_POOL):
+        for col in range(_POOL):
+            out[:, :, row : row + 3, col : col + 3] += kernel / _POOL**2
+    return out
+
+
+def strided_name(architecture: str) -> str:
+    """The registry name of *architecture*'s strided twin (same table and head)."""
+    spec = get_spec(architecture)
+    for candidate in MODELS.values():
+        if candidate.strided and candidate.table == spec.table and candidate.framewise == spec.framewise:
+            return candidate.name
+    raise ModelError(
+        f"{architecture!r} has no strided layout: only PANNs-layout MobileNets (conv then average pool) "
+        f"can be rewritten exactly; strided models: {', '.join(s.name for s in MODELS.values() if s.strided)}"
+    )
+
+
+def _check_pooled_conv(model: nn.Module, conv_name: str) -> None:
+    parent_name, _, index = conv_name.rpartition(".")
+    conv = model.get_submodule(conv_name)
+    pool = model.get_submodule(parent_name)[int(index) + 1]
+    if not (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+            and isinstance(pool, nn.AvgPool2d) and pool.kernel_size == _POOL):
+        raise ModelError(f"{conv_name!r} is not a 3x3 stride-1 conv followed by AvgPool2d(2); cannot make it strided")
+
+
+def to_strided(model: SoundTagger) -> SoundTagger:
+    """PANNs-layout MobileNet (weights included) -> the equal strided-layout model.
+
+    The result computes the same outputs (to float rounding) with fewer MACs,
+    and every BatchNorm follows its conv directly, so export folds it.
+    Returns a new model in the same train/eval mode; *model* is unchanged.
+    """
+    if model.strided:
+        raise ModelError(f"{model.architecture!r} is already in the strided layout")
+    target = build_model(strided_name(model.architecture), num_classes=model.num_classes, frontend=model.frontend_config)
+    state = model.state_dict()
+    for name, layer in target.named_modules():
+        if isinstance(layer, nn.Conv2d) and layer.kernel_size == (STRIDED_KERNEL, STRIDED_KERNEL):
+            _check_pooled_conv(model, name)
+            state[f"{name}.weight"] = strided_kernel(state[f"{name}.weight"])
+    target.load_state_dict(state, strict=True)
+    return target.train(model.training)

@@ -1,0 +1,68 @@
+"""Multiply-add accounting against PANNs' Table XII and the reference counters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_sed.cli import app
+from edge_sed.models.macs import model_cost
+from edge_sed.models.registry import MODELS, model_names
+
+REFERENCE_MACS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "panns_macs.json"
+#: PANNs Table XII, 10 s clips: multiply-adds and trainable parameters.
+TABLE_XII = {
+    "cnn14": (42.220e9, 80_753_615),
+    "mobilenet_v1": (3.614e9, 4_796_303),
+    "mobilenet_v2": (2.810e9, 4_075_343),
+    "cnn10": (28.166e9, 5_219_279),
+    "cnn6": (21.986e9, 4_837_455),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_XII))
+def test_table_xii_is_reproduced(name: str) -> None:
+    cost = model_cost(name, seconds=10.0)
+    multiply_adds, params = TABLE_XII[name]
+    assert abs(cost.panns_multiply_adds / multiply_adds - 1) < 0.01
+    assert cost.params == params
+    assert cost.macs_frontend == 1_084_539_456  # conv STFT 2*513*1024*1001 + mel 1001*513*64
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in MODELS.values() if spec.panns_class])
+def test_network_macs_equal_the_reference_counters(name: str) -> None:
+    if not REFERENCE_MACS.is_file():
+        pytest.skip(f"{REFERENCE_MACS} is not here")
+    reference = json.loads(REFERENCE_MACS.read_text())["models"][MODELS[name].panns_class]
+    cost = model_cost(name, seconds=10.0)
+    # torch FlopCounterMode's conv + linear MACs of the official model, front end excluded
+    assert cost.macs_network == reference["backbone_macs_excl_frontend"]
+    assert cost.macs_frontend == reference["frontend_FlopCounterMode_macs"]
+
+
+def test_strided_layout_costs_less() -> None:
+    for family in ("mobilenet_v1", "mobilenet_v2"):
+        assert model_cost(f"{family}_strided").macs_network < 0.98 * model_cost(family).macs_network
+
+
+def test_models_json_lists_the_zoo() -> None:
+    result = CliRunner().invoke(app, ["models", "--seconds", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["name"] for row in rows] == model_names()
+    by_name = {row["name"]: row for row in rows}
+    for name, (multiply_adds, params) in TABLE_XII.items():
+        assert abs(by_name[name]["panns_multiply_adds"] / multiply_adds - 1) < 0.01
+        assert by_name[name]["params"] == params
+    assert {"name", "params", "macs_network", "macs_frontend", "panns_multiply_adds"} <= set(rows[0])
+
+
+def test_models_table_and_bad_seconds() -> None:
+    table = CliRunner().invoke(app, ["models", "--seconds", "1"])
+    assert table.exit_code == 0
+    assert all(name in table.output for name in model_names())
+    bad = CliRunner().invoke(app, ["models", "--seconds", "0"])
+    assert bad.exit_code == 1 and bad.output.strip() == "error: --seconds must be positive, got 0.0"
