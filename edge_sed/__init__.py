@@ -16,12 +16,6 @@ Models (:mod:`edge_sed.bundle`, :mod:`edge_sed.backends`)
     ``load_backend()`` opens it with ONNX Runtime, LiteRT or torch.
 Events (:mod:`edge_sed.events`)
     ``Event`` and ``StreamStatus``, the values handed to sinks.
-<<<<<<< HEAD
-Model zoo, torch only (:mod:`edge_sed.models`)
-    ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
-<<<<<<< HEAD
-    frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin).
-=======
 Tracking (:mod:`edge_sed.tracker`)
     ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
     merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
@@ -29,14 +23,21 @@ Sinks (:mod:`edge_sed.sinks`)
     ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
     ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,
     ``JsonlSink``, ``TsvSink``, ``MqttSink`` (spooled, at least once); ``register_sink_scheme()``.
->>>>>>> stream
-=======
+Sources and the loop (:mod:`edge_sed.sources`, :mod:`edge_sed.ringbuffer`, :mod:`edge_sed.pipeline`)
+    ``MicSource`` (sounddevice; the callback only copies into a ``RingBuffer``),
+    ``FileSource``, ``StdinSource``: float32 mono blocks at the model's rate (soxr);
+    ``run()`` is the one loop behind ``edge-sed listen`` and ``edge-sed detect``.
+Model zoo, torch only (:mod:`edge_sed.models`)
+    ``registry.build_model()`` / ``MODELS`` (PANNs Cnn14/10/6, MobileNetV1/V2 and their
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
     ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
     ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
     AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
->>>>>>> models
+Benchmarks (:mod:`edge_sed.bench`, behind ``edge-sed bench``)
+    ``latency.run_latency_benchmark()``, ``macs_map.run_macs_map()``, ``stream``:
+    speed, memory and accuracy measured in one run; ``results.write_results()``
+    writes ``benchmarks/results/*.json`` with the machine's description.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

@@ -14,9 +14,7 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point of the ``edge-sed`` console script."""
     app()
-<<<<<<< HEAD
 from edge_sed.cli import bench as _bench  # noqa: F401,E402  registers commands
 from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers commands
-=======
 from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
->>>>>>> models
+from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
