@@ -3,6 +3,8 @@ case in its own process. Numbers are checked for consistency, never for speed.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from edge_sed.bench.latency import (
@@ -13,6 +15,7 @@ from edge_sed.bench.latency import (
     run_cases,
     student_goal,
 )
+from edge_sed.config import PANNS_16K
 from edge_sed.errors import ConfigError
 
 
@@ -45,25 +48,31 @@ def test_failed_case_is_a_row_with_its_error(dog_clip, tmp_path):
     assert row["error"] == f"error: model file {str(tmp_path / 'ghost.onnx')!r} does not exist"
 
 
-def test_plan_has_one_torch_case_per_panns_layout_and_speedups_within_the_run():
+def test_plan_has_one_torch_baseline_per_layout_and_front_end_and_speedups_within_the_run():
+    frontend_16k = dataclasses.asdict(PANNS_16K)
     models = [
         ModelUnderTest("mobilenet_v2_strided", "mobilenet_v2", {"onnx-int8": "s.onnx"}, strided=True),
-        ModelUnderTest("default", "mobilenet_v2", {"onnx-int8": "d.onnx"}, strided=True),
+        ModelUnderTest("mobilenet_v2_other", "mobilenet_v2", {"onnx-int8": "o.onnx"}, strided=True),
+        ModelUnderTest("default", "mobilenet_v2", {"onnx-int8": "d.onnx"}, strided=True,
+                       window_s=2.0, frontend=frontend_16k, num_classes=52),
     ]
     cases = plan_cases(models, backends=("torch-fp32", "onnx-int8"), threads=(1, 2), audio="a.flac", repeats=1)
-    assert [(c.model, c.backend, c.threads) for c in cases] == [
-        ("mobilenet_v2", "torch-fp32", 1), ("mobilenet_v2", "torch-fp32", 2),
-        ("mobilenet_v2_strided", "onnx-int8", 1), ("mobilenet_v2_strided", "onnx-int8", 2),
-        ("default", "onnx-int8", 1), ("default", "onnx-int8", 2),
+    assert [(c.model, c.backend, c.threads, c.window_s) for c in cases] == [
+        ("mobilenet_v2", "torch-fp32", 1, 1.0), ("mobilenet_v2", "torch-fp32", 2, 1.0),
+        ("mobilenet_v2_strided", "onnx-int8", 1, 1.0), ("mobilenet_v2_strided", "onnx-int8", 2, 1.0),
+        ("mobilenet_v2_other", "onnx-int8", 1, 1.0), ("mobilenet_v2_other", "onnx-int8", 2, 1.0),
+        ("mobilenet_v2 as default", "torch-fp32", 1, 2.0), ("mobilenet_v2 as default", "torch-fp32", 2, 2.0),
+        ("default", "onnx-int8", 1, 2.0), ("default", "onnx-int8", 2, 2.0),
     ]
-    medians = {("mobilenet_v2", 1): 30.0, ("mobilenet_v2", 2): 20.0, ("mobilenet_v2_strided", 1): 1.0,
-               ("mobilenet_v2_strided", 2): 0.8, ("default", 1): 1.5, ("default", 2): 1.0}
-    rows = add_speedups([{"model": c.model, "backend": c.backend, "threads": c.threads,
-                          "median_ms": medians[c.model, c.threads]} for c in cases], models)
-    assert [row["speedup_vs_panns_torch"] for row in rows] == [1.0, 1.0, 30.0, 25.0, 20.0, 20.0]
-    goal = student_goal(rows, models)
+    baseline = cases[6]
+    assert (baseline.architecture, baseline.frontend, baseline.num_classes) == ("mobilenet_v2", frontend_16k, 52)
+    medians = [30.0, 20.0, 1.0, 0.8, 1.5, 1.0, 40.0, 30.0, 1.0, 1.0]
+    rows = add_speedups([{"model": c.model, "backend": c.backend, "threads": c.threads, "window_s": c.window_s,
+                          "median_ms": median} for c, median in zip(cases, medians)], models)
+    assert [row["speedup_vs_panns_torch"] for row in rows] == [1.0, 1.0, 30.0, 25.0, 20.0, 20.0, 1.0, 1.0, 40.0, 30.0]
+    goal = student_goal(rows, models)  # 1 s windows only: "default" (2 s) is not a candidate
     assert goal.measured == 30.0 and goal.met is True
-    assert "mobilenet_v2_strided, onnx-int8" in goal.goal
+    assert "(mobilenet_v2_strided, onnx-int8)" in goal.goal
 
 
 def test_case_refuses_unknown_backend_and_missing_file():

@@ -73,6 +73,7 @@ def export_precisions(
     work_dir: str | Path,
     *,
     calibration: str | Path,
+    window_s: float | None = None,
 ) -> ModelFiles:
     """Make one file per precision of *checkpoint* under *work_dir*.
 
@@ -82,13 +83,14 @@ def export_precisions(
     precisions : some of :data:`PRECISIONS`
     work_dir : where the files go (``<stem>.fp32.onnx``, ``<stem>.int8.onnx``, ``<stem>.int8.tflite``)
     calibration : folder or CSV of real clips for int8 calibration
+    window_s : the exported models' window (default: the checkpoint's own)
     """
     checkpoint, work_dir = Path(checkpoint), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"torch-fp32": checkpoint} if "torch-fp32" in precisions else {}
     errors: dict[str, str] = {}
     if set(precisions) - {"torch-fp32"}:
-        _export_files(checkpoint, precisions, work_dir, calibration, files, errors)
+        _export_files(checkpoint, precisions, work_dir, calibration, window_s, files, errors)
     for precision, message in errors.items():
         log.warning("%s %s: %s", checkpoint.stem, precision, message)
     return ModelFiles(checkpoint, files, errors)
@@ -96,14 +98,14 @@ def export_precisions(
 
 def _export_files(
     checkpoint: Path, precisions: Sequence[str], work_dir: Path, calibration: str | Path,
-    files: dict[str, Path], errors: dict[str, str],
+    window_s: float | None, files: dict[str, Path], errors: dict[str, str],
 ) -> None:
     from quantize.clips import calibration_windows, list_clips
     from quantize.export import export_onnx
 
     stem = checkpoint.stem
     try:
-        exported = export_onnx(checkpoint, work_dir / f"{stem}.fp32.onnx")
+        exported = export_onnx(checkpoint, work_dir / f"{stem}.fp32.onnx", stream_overrides={"window_s": window_s})
     except EdgeSedError as exc:
         errors.update({p: f"ONNX export failed: {exc}" for p in precisions if p != "torch-fp32"})
         return

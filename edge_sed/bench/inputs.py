@@ -13,6 +13,8 @@ from edge_sed.errors import AudioInputError
 __all__ = [
     "DATA_ENV",
     "ESC50_HELD_OUT_FOLD",
+    "DEMO_AUDIO",
+    "SHIPPED_MODEL",
     "shared_data_dir",
     "default_esc50_dir",
     "default_audio",
@@ -26,6 +28,8 @@ ESC50_FOLDER = "esc50-subset"
 ESC50_HELD_OUT_FOLD = 5
 #: The demo recording shipped with the package, the default audio of speed measurements.
 DEMO_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "demo.flac"
+#: The shipped default model (int8 ONNX bundle), benchmarked beside the zoo when present.
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default.onnx"
 
 
 def shared_data_dir() -> Path:

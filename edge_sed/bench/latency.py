@@ -34,10 +34,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edge_sed.bench.exports import calibration_csv, export_precisions, random_checkpoint
-from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, default_audio, default_esc50_dir, real_windows
+from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
 from edge_sed.bench.machine import available_cores
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, Column, Goal, add_ratios, write_results
 from edge_sed.bench.timing import current_rss_mib, peak_rss_mib, time_calls
+from edge_sed.config import FrontendConfig, from_mapping
 from edge_sed.errors import ConfigError, EdgeSedError, ModelError
 
 __all__ = [
@@ -70,6 +71,8 @@ INT8_BACKENDS = ("onnx-int8", "tflite-int8")
 DEFAULT_LATENCY_MODELS = ("cnn14", "mobilenet_v1_strided", "mobilenet_v2_strided")
 #: The issue's goal: the int8 strided student's speed-up over PANNs' torch fp32 forward (1 thread).
 STUDENT_SPEEDUP_GOAL = 25.0
+#: ... per window of this length.
+GOAL_WINDOW_S = 1.0
 #: Distinct real windows cycled through while timing.
 N_DISTINCT_WINDOWS = 8
 #: A case that runs longer than this is killed and reported as failed.
@@ -97,8 +100,11 @@ ProgressCallback = Callable[[int, int, str], None]
 class LatencyCase:
     """One measurement: *model* on *backend* with *threads* threads.
 
-    ``model_file`` is the exported file for ONNX/TFLite backends; ``torch-fp32``
-    builds the registry model randomly initialised (weights do not change its speed).
+    ``model_file`` is the exported file for ONNX/TFLite backends (its bundle
+    sets the window). ``torch-fp32`` builds zoo model ``architecture``
+    (default: *model*) randomly initialised, since weights do not change its
+    speed, with *frontend* (``FrontendConfig`` fields; default: the entry's
+    own) and *num_classes* outputs.
     """
 
     model: str
@@ -106,6 +112,9 @@ class LatencyCase:
     threads: int
     audio: str
     model_file: str = ""
+    architecture: str = ""
+    frontend: dict[str, Any] | None = None
+    num_classes: int = 527
     window_s: float = 1.0
     warmup: int = 5
     repeats: int = 50
@@ -121,7 +130,7 @@ class LatencyCase:
             raise ConfigError("need window_s > 0, warmup >= 0 and repeats >= 1")
 
 
-def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], int]:
+def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], FrontendConfig, float]:
     """The PANNs-style forward: conv-STFT front end + network, fp32, no grad."""
     import torch
     import torch.nn.functional as F
@@ -129,7 +138,8 @@ def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], obje
     from edge_sed.models.registry import build_model
 
     torch.set_num_threads(case.threads)
-    model = build_model(case.model).eval()
+    frontend = from_mapping(FrontendConfig, case.frontend, where="frontend") if case.frontend else None
+    model = build_model(case.architecture or case.model, num_classes=case.num_classes, frontend=frontend).eval()
     spectrogram = model.spectrogram_extractor
     pad = spectrogram.n_fft // 2
 
@@ -142,10 +152,10 @@ def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], obje
         logmel = model.logmel_extractor((real**2 + imag**2).transpose(1, 2))
         return model.forward_logmel(logmel)["clipwise_output"]
 
-    return forward, model.frontend_config.sample_rate
+    return forward, model.frontend_config, case.window_s
 
 
-def _file_backend_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], int]:
+def _file_backend_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], FrontendConfig, float]:
     """Numpy log-mel + an exported model through :func:`load_backend`."""
     from edge_sed.backends import load_backend
     from edge_sed.frontend import LogMel
@@ -153,13 +163,13 @@ def _file_backend_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], obj
     backend = load_backend(case.model_file, threads=case.threads)
     bundle = backend.bundle
     if bundle.input == "waveform":
-        return backend, bundle.frontend.sample_rate
+        return backend, bundle.frontend, bundle.stream.window_s
     logmel = LogMel(bundle.frontend)
 
     def forward(window: np.ndarray) -> object:
         return backend(logmel(window))
 
-    return forward, bundle.frontend.sample_rate
+    return forward, bundle.frontend, bundle.stream.window_s
 
 
 def measure_case(case: LatencyCase) -> dict[str, Any]:
@@ -167,25 +177,27 @@ def measure_case(case: LatencyCase) -> dict[str, Any]:
 
     Row keys: the case's fields, ``median_ms``, ``p95_ms``, ``mean_ms``,
     ``windows_per_s``, ``real_time_factor`` (processing time / audio time),
+    ``sample_rate`` and ``window_s`` (an exported model's own window),
     ``startup_rss_mib`` (after imports, before the model) and
     ``peak_rss_mib`` (the whole process).
     """
     startup_rss = current_rss_mib()
     if case.backend == TORCH_BACKEND:
-        forward, sample_rate = _panns_torch_forward(case)
+        forward, frontend, window_s = _panns_torch_forward(case)
     else:
-        forward, sample_rate = _file_backend_forward(case)
-    windows = real_windows(case.audio, sample_rate=sample_rate, window_s=case.window_s, count=N_DISTINCT_WINDOWS)
+        forward, frontend, window_s = _file_backend_forward(case)
+    windows = real_windows(case.audio, sample_rate=frontend.sample_rate, window_s=window_s, count=N_DISTINCT_WINDOWS)
     stats = time_calls(lambda i: forward(windows[i % len(windows)]), warmup=case.warmup, repeats=case.repeats)
     median_s = stats.median_ms / 1e3
     return {
         **asdict(case),
-        "sample_rate": sample_rate,
+        "window_s": window_s,
+        "sample_rate": frontend.sample_rate,
         "median_ms": stats.median_ms,
         "p95_ms": stats.p95_ms,
         "mean_ms": stats.mean_ms,
         "windows_per_s": 1.0 / median_s,
-        "real_time_factor": median_s / case.window_s,
+        "real_time_factor": median_s / window_s,
         "startup_rss_mib": startup_rss,
         "peak_rss_mib": peak_rss_mib(),
     }
@@ -232,16 +244,26 @@ def run_cases(cases: Sequence[LatencyCase], *, progress: ProgressCallback | None
 
 @dataclass(frozen=True, slots=True)
 class ModelUnderTest:
-    """A model to time: its label, its architecture, and one file per file backend.
+    """A model to time: its label, one file per file backend, and its torch baseline.
 
-    ``torch-fp32`` always runs ``panns_layout``, the PANNs layout of the
-    architecture (a strided student's twin computes the same function).
+    ``torch-fp32`` runs ``panns_layout``, the PANNs layout of the architecture
+    (a strided student's twin computes the same function), with the model's
+    own *frontend*, *num_classes* and *window_s* (``frontend=None``: the zoo
+    entry's front end).
     """
 
     label: str
     panns_layout: str
     files: dict[str, str]
     strided: bool = False
+    window_s: float = 1.0
+    frontend: dict[str, Any] | None = None
+    num_classes: int = 527
+
+    @property
+    def baseline(self) -> str:
+        """The label of its torch-fp32 row (shared by zoo models of one layout)."""
+        return self.panns_layout if self.frontend is None else f"{self.panns_layout} as {self.label}"
 
 
 def plan_cases(
@@ -250,33 +272,35 @@ def plan_cases(
     backends: Sequence[str],
     threads: Sequence[int],
     audio: str | Path,
-    window_s: float = 1.0,
     warmup: int = 5,
     repeats: int = 50,
 ) -> list[LatencyCase]:
-    """Every (model, backend, threads) case once; one torch case per PANNs layout."""
+    """Every (model, backend, threads) case once; one torch case per baseline."""
     cases: dict[tuple[str, str, int], LatencyCase] = {}
-    common = {"audio": str(audio), "window_s": window_s, "warmup": warmup, "repeats": repeats}
+    common = {"audio": str(audio), "warmup": warmup, "repeats": repeats}
     for model in models:
         for backend in backends:
             for n in threads:
                 if backend == TORCH_BACKEND:
-                    key = (model.panns_layout, backend, n)
-                    cases.setdefault(key, LatencyCase(model.panns_layout, backend, n, **common))
+                    cases.setdefault((model.baseline, backend, n), LatencyCase(
+                        model.baseline, backend, n, architecture=model.panns_layout, frontend=model.frontend,
+                        num_classes=model.num_classes, window_s=model.window_s, **common,
+                    ))
                 elif backend in model.files:
-                    key = (model.label, backend, n)
-                    cases[key] = LatencyCase(model.label, backend, n, model_file=str(model.files[backend]), **common)
+                    cases[model.label, backend, n] = LatencyCase(
+                        model.label, backend, n, model_file=str(model.files[backend]), window_s=model.window_s, **common
+                    )
     return list(cases.values())
 
 
 def add_speedups(rows: Sequence[dict[str, Any]], models: Sequence[ModelUnderTest]) -> list[dict[str, Any]]:
-    """``speedup_vs_panns_torch``: the PANNs-layout torch fp32 median of the same
-    architecture and thread count, divided by the row's median (rows of this run only)."""
-    layout = {model.label: model.panns_layout for model in models}
+    """``speedup_vs_panns_torch``: the median of the model's PANNs-layout torch fp32
+    row (same front end, window and threads) over the row's median, rows of this run only."""
+    baseline_of_label = {model.label: model.baseline for model in models}
     torch_rows = {(row["model"], row["threads"]): row for row in rows if row["backend"] == TORCH_BACKEND}
 
     def baseline(row: dict[str, Any]) -> dict[str, Any] | None:
-        return torch_rows.get((layout.get(row["model"], row["model"]), row["threads"]))
+        return torch_rows.get((baseline_of_label.get(row["model"], row["model"]), row["threads"]))
 
     return add_ratios(rows, value="median_ms", ratio="speedup_vs_panns_torch", baseline_of=baseline)
 
@@ -287,7 +311,7 @@ def student_goal(rows: Sequence[dict[str, Any]], models: Sequence[ModelUnderTest
     candidates = [
         row for row in rows
         if row["model"] in strided and row["backend"] in INT8_BACKENDS and row["threads"] == 1
-        and row.get("speedup_vs_panns_torch") is not None
+        and row.get("window_s") == GOAL_WINDOW_S and row.get("speedup_vs_panns_torch") is not None
     ]
     best = max(candidates, key=lambda row: row["speedup_vs_panns_torch"], default=None)
     name = "int8 strided student speed-up over the PANNs-style torch fp32 forward, 1 s window, 1 thread"
@@ -344,6 +368,7 @@ class LatencyConfig:
     threads: tuple[int, ...] = (1,)
     audio: str = ""
     model_files: tuple[tuple[str, str], ...] = ()  # (label, exported file) measured as they are
+    include_shipped: bool = True  # add the shipped default model when it is installed
     window_s: float = 1.0
     warmup: int = 5
     repeats: int = 50
@@ -387,7 +412,10 @@ def _file_model(label: str, path: str) -> ModelUnderTest:
         raise ConfigError(f"{path!r}: cannot time a {bundle.precision} {suffix} model; backends: {', '.join(BACKENDS)}")
     if not bundle.architecture:
         raise ModelError(f"{path!r} does not name its architecture in its metadata; re-export it")
-    return ModelUnderTest(label, panns_layout(bundle.architecture), {backend: path}, _deploys_strided(bundle.architecture))
+    return ModelUnderTest(
+        label, panns_layout(bundle.architecture), {backend: path}, _deploys_strided(bundle.architecture),
+        window_s=bundle.stream.window_s, frontend=dataclasses.asdict(bundle.frontend), num_classes=len(bundle.labels),
+    )
 
 
 def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback | None = None) -> BenchResult:
@@ -403,13 +431,17 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
                 progress(index, len(config.models), f"exporting {name}")
             files = {}
             if file_backends:
-                exported = export_precisions(random_checkpoint(name, work_dir), file_backends, work_dir, calibration=calibration)
+                exported = export_precisions(random_checkpoint(name, work_dir), file_backends, work_dir,
+                                             calibration=calibration, window_s=config.window_s)
                 files = {precision: str(path) for precision, path in exported.files.items()}
                 export_errors[name] = exported.errors
-            models.append(ModelUnderTest(name, panns_layout(name), files, _deploys_strided(name)))
-        models += [_file_model(label, path) for label, path in config.model_files]
+            models.append(ModelUnderTest(name, panns_layout(name), files, _deploys_strided(name), window_s=config.window_s))
+        model_files = list(config.model_files)
+        if config.include_shipped and SHIPPED_MODEL.is_file():
+            model_files.append(("default", str(SHIPPED_MODEL)))
+        models += [_file_model(label, path) for label, path in model_files]
         cases = plan_cases(models, backends=config.backends, threads=config.threads, audio=audio,
-                           window_s=config.window_s, warmup=config.warmup, repeats=config.repeats)
+                           warmup=config.warmup, repeats=config.repeats)
         rows = add_speedups(run_cases(cases, progress=progress), models)
     rows += [
         {"model": name, "backend": backend, "threads": None, "error": message}
