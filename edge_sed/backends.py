@@ -15,10 +15,18 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_sed.bundle import ModelBundle, bundle_from_onnx_session, open_onnx_session
-from edge_sed.errors import ModelError
+from edge_sed.bundle import ModelBundle, bundle_from_onnx_session, open_onnx_session, read_bundle
+from edge_sed.errors import MissingDependencyError, ModelError, require
 
-__all__ = ["Backend", "OnnxBackend", "load_backend", "BACKEND_SUFFIXES"]
+__all__ = [
+    "Backend",
+    "OnnxBackend",
+    "TFLiteBackend",
+    "TorchBackend",
+    "load_backend",
+    "check_graph",
+    "BACKEND_SUFFIXES",
+]
 
 
 class Backend(Protocol):
@@ -38,21 +46,18 @@ class OnnxBackend:
         self.path = Path(path)
         self.session = open_onnx_session(self.path, threads)
         self.bundle = bundle_from_onnx_session(self.session, str(self.path))
-        self._input = self.session.get_inputs()[0].name
-        outputs = [out.name for out in self.session.get_outputs()]
-        if "scores" not in outputs:
-            raise ModelError(f"{str(self.path)!r} has no 'scores' output (outputs: {', '.join(outputs)})")
-        probe = np.zeros((1, *self._window_shape()), dtype=np.float32)
-        n_out = self.session.run(["scores"], {self._input: probe})[0].shape[-1]
-        if n_out != len(self.bundle.labels):
-            raise ModelError(
-                f"{str(self.path)!r} outputs {n_out} scores but its metadata lists {len(self.bundle.labels)} labels"
-            )
-
-    def _window_shape(self) -> tuple[int, ...]:
-        if self.bundle.input == "waveform":
-            return (self.bundle.window_samples,)
-        return (self.bundle.window_frames, self.bundle.frontend.n_mels)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        names = [out.name for out in outputs]
+        if "scores" not in names:
+            raise ModelError(f"{str(self.path)!r} has no 'scores' output (outputs: {', '.join(names)})")
+        self._input = inputs[0].name
+        check_graph(
+            self.bundle,
+            str(self.path),
+            input_name=self._input,
+            input_shape=tuple(inputs[0].shape),
+            n_scores=outputs[names.index("scores")].shape[-1],
+        )
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         batch = np.asarray(features, dtype=np.float32)[None]
@@ -62,8 +67,154 @@ class OnnxBackend:
         """Stateless model: nothing to reset."""
 
 
+def _window_shape(bundle: ModelBundle) -> tuple[int, ...]:
+    """One window as the bundle says the graph takes it (no batch axis)."""
+    if bundle.input == "waveform":
+        return (bundle.window_samples,)
+    return (bundle.window_frames, bundle.frontend.n_mels)
+
+
+def check_graph(
+    bundle: ModelBundle,
+    source: str,
+    *,
+    input_shape: tuple[object, ...],
+    n_scores: object,
+    input_name: str | None = None,
+) -> None:
+    """Refuse a model whose graph contradicts its metadata, naming both values.
+
+    Checks the input kind (by name when the graph keeps names, and by rank),
+    the window shape of fixed dimensions, and the number of scores against the
+    labels. Symbolic dimensions (``"batch"``, None) are not compared.
+    """
+    expected = _window_shape(bundle)
+    if input_name in ("logmel", "waveform") and input_name != bundle.input:
+        raise ModelError(f"{source!r}: graph input is {input_name!r} but its metadata says input {bundle.input!r}")
+    given = input_shape[1:]
+    if len(given) != len(expected):
+        kind = {2: "waveform", 3: "logmel"}.get(len(input_shape), f"rank {len(input_shape)}")
+        raise ModelError(
+            f"{source!r}: graph input has shape {list(input_shape)} ({kind}) but its metadata says input {bundle.input!r}"
+        )
+    for axis, (got, want) in enumerate(zip(given, expected), start=1):
+        if isinstance(got, int) and got > 0 and got != want:
+            what = "n_samples" if bundle.input == "waveform" else ("frames", "n_mels")[axis - 1]
+            raise ModelError(
+                f"{source!r}: graph input has {got} {what} but its metadata implies {want} "
+                f"(window {bundle.stream.window_s:g} s at {bundle.frontend.sample_rate} Hz, "
+                f"n_mels {bundle.frontend.n_mels}); re-export the model"
+            )
+    if isinstance(n_scores, int) and n_scores > 0 and n_scores != len(bundle.labels):
+        raise ModelError(f"{source!r} outputs {n_scores} scores but its metadata lists {len(bundle.labels)} labels")
+
+
+def _tflite_interpreter_class() -> type:
+    """LiteRT's ``Interpreter``, else tflite-runtime's; never a silent switch to ONNX."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise MissingDependencyError(
+                "TFLite model given but neither ai-edge-litert nor tflite-runtime is installed; running it",
+                "tflite",
+            ) from None
+    return Interpreter
+
+
+class TFLiteBackend:
+    """LiteRT (ai-edge-litert, or tflite-runtime) on the CPU; metadata in the sidecar JSON.
+
+    Full-int8 models with int8 input/output tensors are fed and read through
+    their quantization parameters, so the call contract is the same float one.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+        self.path = Path(path)
+        self.bundle = read_bundle(self.path)
+        interpreter_class = _tflite_interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load {str(self.path)!r} as a TFLite model ({exc})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(
+                f"{str(self.path)!r} has {len(inputs)} inputs and {len(outputs)} outputs; edge-sed models have one each"
+            )
+        self._input, self._output = inputs[0], outputs[0]
+        check_graph(
+            self.bundle,
+            str(self.path),
+            input_shape=tuple(int(d) for d in self._input["shape"]),
+            n_scores=int(self._output["shape"][-1]),
+        )
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        batch = np.asarray(features, dtype=np.float32)[None]
+        self.interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
+        self.interpreter.invoke()
+        return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)[0]
+
+    def reset(self) -> None:
+        """Stateless model: nothing to reset."""
+
+
+def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return values
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if values.dtype == np.float32:
+        return values
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class TorchBackend:
+    """A torch checkpoint (official PANNs or edge-sed), for parity checks and development.
+
+    Needs the ``[train]`` extra; torch is imported here only. The bundle comes
+    from the checkpoint (labels, front end, its ``info``), input ``logmel``.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+        torch = require("torch", what="running a torch checkpoint", extra="train")
+        from edge_sed.models.checkpoint import load_checkpoint
+        from quantize.export import checkpoint_bundle
+
+        self.path = Path(path)
+        torch.set_num_threads(threads)
+        loaded = load_checkpoint(self.path)
+        self.model = loaded.model.eval()
+        self.bundle = checkpoint_bundle(loaded, self.path)
+        self._torch = torch
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        batch = self._torch.from_numpy(np.asarray(features, dtype=np.float32)[None])
+        with self._torch.no_grad():
+            return self.model.forward_logmel(batch)["clipwise_output"][0].numpy()
+
+    def reset(self) -> None:
+        """Stateless model: nothing to reset."""
+
+
 #: File suffix -> backend, for the error message and :func:`load_backend`.
 BACKEND_SUFFIXES = {".onnx": "ONNX Runtime", ".tflite": "LiteRT/TFLite", ".pth": "torch", ".pt": "torch"}
+_BACKEND_CLASSES: dict[str, type] = {
+    ".onnx": OnnxBackend,
+    ".tflite": TFLiteBackend,
+    ".pth": TorchBackend,
+    ".pt": TorchBackend,
+}
 
 
 def load_backend(path: str | Path, *, threads: int = 1) -> Backend:
@@ -71,7 +222,8 @@ def load_backend(path: str | Path, *, threads: int = 1) -> Backend:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {str(path)!r} does not exist")
-    if path.suffix == ".onnx":
-        return OnnxBackend(path, threads=threads)
+    backend_class = _BACKEND_CLASSES.get(path.suffix)
+    if backend_class is not None:
+        return backend_class(path, threads=threads)
     known = ", ".join(f"{suffix} ({name})" for suffix, name in BACKEND_SUFFIXES.items())
     raise ModelError(f"cannot run {str(path)!r}: unknown model suffix {path.suffix!r}; known: {known}")

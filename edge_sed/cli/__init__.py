@@ -18,3 +18,4 @@ from edge_sed.cli import bench as _bench  # noqa: F401,E402  registers commands
 from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers commands
 from edge_sed.cli import models as _models  # noqa: F401,E402  registers commands
 from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
+from edge_sed.cli import quantize as _quantize  # noqa: F401,E402  registers commands

@@ -1,0 +1,91 @@
+"""``edge-sed export`` and ``edge-sed quantize``: checkpoint -> ONNX fp32 -> int8 (ONNX, TFLite).
+
+Torch and the quantizers are imported inside the commands, never at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edge_sed.cli._app import command, console
+
+__all__ = ["export", "quantize"]
+
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
+
+
+@command("export", help="Export a torch checkpoint to an ONNX fp32 model bundle (metadata inside).")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="PANNs or edge-sed checkpoint (.pth/.pt).")],
+    output: OutputOpt,
+    window: Annotated[Optional[float], typer.Option("--window", help="Window in seconds [checkpoint's, else 1.0].")] = None,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop in seconds [checkpoint's, else 0.25].")] = None,
+    in_graph_frontend: Annotated[
+        bool, typer.Option("--in-graph-frontend", help="Put the log-mel front end in the graph (input: waveform).")
+    ] = False,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 17,
+    verify_audio: Annotated[
+        Optional[list[Path]], typer.Option("--verify-audio", help="Real audio to check ONNX against torch on [a shipped clip].")
+    ] = None,
+) -> None:
+    from quantize.export import VERIFY_AUDIO, export_onnx
+
+    result = export_onnx(
+        checkpoint,
+        output,
+        stream_overrides={"window_s": window, "hop_s": hop},
+        in_graph_frontend=in_graph_frontend,
+        opset=opset,
+        verify_audio=verify_audio or (VERIFY_AUDIO,),
+    )
+    bundle = result.bundle
+    console.print(
+        f"wrote {result.path} ({bundle.architecture}, {len(bundle.labels)} classes, input {bundle.input}, "
+        f"window {bundle.stream.window_s:g} s, hop {bundle.stream.hop_s:g} s); "
+        f"max |onnx - torch| {result.max_abs_diff:.2e} on {result.n_windows} windows",
+        highlight=False,
+    )
+
+
+@command("quantize", help="Quantize an ONNX fp32 bundle to int8 (ONNX Runtime QDQ; TFLite with --tflite).")
+def quantize(
+    model: Annotated[Path, typer.Argument(help="fp32 .onnx bundle from 'edge-sed export'.")],
+    output: OutputOpt,
+    calibration: Annotated[Path, typer.Option("--calibration", help="Folder or CSV (filename column) of real audio.")],
+    max_windows: Annotated[int, typer.Option("--max-windows", help="Calibration windows to draw.")] = 256,
+    tflite: Annotated[bool, typer.Option("--tflite", help="Also write <output stem>.tflite (full int8; needs --checkpoint).")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="The checkpoint the model was exported from.")] = None,
+    report: Annotated[bool, typer.Option("--report", help="Measure fp32 vs int8 side by side.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON (implies --report).")] = False,
+    labelled: Annotated[
+        Optional[Path], typer.Option("--labelled", help="Labelled clips for the report [ESC-50 held-out fold].")
+    ] = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Keep only this fold of a --labelled CSV.")] = None,
+) -> None:
+    from edge_sed.errors import ConfigError
+    from quantize.report import format_report
+    from quantize.workflow import quantize_model
+
+    if tflite and checkpoint is None:
+        raise ConfigError("--tflite converts from the torch checkpoint: add --checkpoint CHECKPOINT.pth")
+    result = quantize_model(
+        model,
+        output,
+        calibration,
+        max_windows=max_windows,
+        tflite_checkpoint=checkpoint if tflite else None,
+        report=report or json_output,
+        labelled=labelled,
+        fold=fold,
+    )
+    if json_output and result.report is not None:
+        console.print_json(json.dumps(result.report.to_dict()))
+        return
+    written = ", ".join(str(path) for path in (result.onnx_int8, result.tflite_int8) if path)
+    console.print(f"wrote {written}", highlight=False)
+    if result.report is not None:
+        console.print(format_report(result.report), highlight=False, markup=False)

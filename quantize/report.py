@@ -1,0 +1,243 @@
+"""fp32 vs int8, side by side: file size, latency per window, accuracy, agreement.
+
+:func:`compare_models` runs every model file (ONNX or TFLite, through
+:func:`edge_sed.backends.load_backend`, one thread) on the same windows of a
+labelled set of real clips. A clip's scores are the mean of its window scores.
+Latency is the median of many single-window runs, the models interleaved
+round by round, so the ratios come from one run on one machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sed.backends import Backend, load_backend
+from edge_sed.errors import ModelError
+from edge_sed.frontend import LogMel
+from quantize.clips import Clip, clip_windows, list_clips
+
+__all__ = [
+    "ESC50_METADATA",
+    "ESC50_HELD_OUT_FOLD",
+    "ModelRow",
+    "Agreement",
+    "QuantizeReport",
+    "default_labelled_clips",
+    "compare_models",
+    "format_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: The project's ESC-50 copy (shared data beside the repository).
+ESC50_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50-subset" / "metadata.csv"
+#: The ESC-50 fold held out from training and calibration.
+ESC50_HELD_OUT_FOLD = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One model file's measurements."""
+
+    path: str
+    precision: str
+    runtime: str
+    size_bytes: int
+    latency_ms: float
+    accuracy: float | None
+    mean_average_precision: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A candidate against the reference (the first model): clip-level scores."""
+
+    reference: str
+    candidate: str
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    size_ratio: float
+    latency_ratio: float
+    accuracy_drop_relative: float | None
+    map_drop_relative: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeReport:
+    """Everything ``edge-sed quantize --report`` prints (and writes as JSON)."""
+
+    clips: str
+    n_clips: int
+    n_windows: int
+    labelled: bool
+    note: str
+    models: tuple[ModelRow, ...]
+    agreements: tuple[Agreement, ...]
+    latency_runs: int
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def default_labelled_clips() -> tuple[list[Clip], str, str]:
+    """ESC-50's held-out fold when the shared data is there: (clips, description, note)."""
+    if ESC50_METADATA.is_file():
+        clips = list_clips(ESC50_METADATA, fold=ESC50_HELD_OUT_FOLD)
+        return clips, f"{ESC50_METADATA} fold {ESC50_HELD_OUT_FOLD}", ""
+    return [], "", f"ESC-50 not found at {ESC50_METADATA}: no labelled set, accuracy not measured"
+
+
+def _clip_scores(backends: Sequence[Backend], clips: Sequence[Clip]) -> tuple[list[np.ndarray], int]:
+    bundle = backends[0].bundle
+    logmel = LogMel(bundle.frontend)
+    scores: list[list[np.ndarray]] = [[] for _ in backends]
+    n_windows = 0
+    for clip in clips:
+        windows = clip_windows(clip, bundle, logmel)
+        n_windows += len(windows)
+        for per_model, backend in zip(scores, backends):
+            per_model.append(np.mean([backend(window) for window in windows], axis=0))
+    return [np.stack(rows) for rows in scores], n_windows
+
+
+def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> list[float]:
+    for backend in backends:  # warm up
+        for _ in range(10):
+            backend(window)
+    times = np.zeros((runs, len(backends)))
+    for run in range(runs):
+        for index, backend in enumerate(backends):
+            start = time.perf_counter()
+            backend(window)
+            times[run, index] = time.perf_counter() - start
+    return [float(ms) for ms in np.median(times, axis=0) * 1e3]
+
+
+def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -> tuple[float | None, float | None]:
+    """Top-1 accuracy and macro mAP over the model classes that occur in *truth*."""
+    from sklearn.metrics import average_precision_score
+
+    index = {label: i for i, label in enumerate(labels)}
+    if not all(label in index for label in truth):
+        return None, None
+    target = np.array([index[label] for label in truth])
+    accuracy = float(np.mean(scores.argmax(axis=1) == target))
+    present = sorted(set(target))
+    onehot = np.zeros((len(truth), len(present)))
+    onehot[np.arange(len(truth)), np.searchsorted(present, target)] = 1
+    mean_ap = float(average_precision_score(onehot, scores[:, present], average="macro"))
+    return accuracy, mean_ap
+
+
+def _relative_drop(reference: float | None, candidate: float | None) -> float | None:
+    if reference is None or candidate is None or reference == 0:
+        return None
+    return (reference - candidate) / reference
+
+
+def compare_models(
+    models: Sequence[str | Path],
+    clips: Sequence[Clip],
+    *,
+    clips_description: str = "",
+    note: str = "",
+    latency_runs: int = 300,
+) -> QuantizeReport:
+    """Measure *models* (the first is the reference, usually fp32) on the same clips.
+
+    Parameters
+    ----------
+    models : ``.onnx`` / ``.tflite`` bundles of the same model, same labels
+    clips : real clips; with labels, accuracy and mAP are measured too
+    latency_runs : single-window runs per model for the median latency
+    """
+    backends = [load_backend(path, threads=1) for path in models]
+    labels = backends[0].bundle.labels
+    for path, backend in zip(models, backends):
+        if backend.bundle.labels != labels:
+            raise ModelError(f"{str(path)!r} has other labels than {str(models[0])!r}; compare exports of one model")
+    scores, n_windows = _clip_scores(backends, clips)
+    window = clip_windows(clips[0], backends[0].bundle)[0]
+    latencies = _latency_ms(backends, window, latency_runs)
+    truth = [clip.label for clip in clips]
+    labelled = all(label is not None for label in truth)
+    if labelled and not all(label in labels for label in truth):
+        note = (note + "; " if note else "") + "the set's labels are not the model's: accuracy not measured"
+    rows = []
+    for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
+        accuracy, mean_ap = _accuracy(model_scores, labels, truth) if labelled else (None, None)
+        rows.append(
+            ModelRow(
+                path=str(path),
+                precision=backend.bundle.precision,
+                runtime=type(backend).__name__.removesuffix("Backend"),
+                size_bytes=Path(path).stat().st_size,
+                latency_ms=latency,
+                accuracy=accuracy,
+                mean_average_precision=mean_ap,
+            )
+        )
+    reference = rows[0]
+    agreements = tuple(
+        Agreement(
+            reference=reference.path,
+            candidate=row.path,
+            top1_agreement=float(np.mean(scores[0].argmax(axis=1) == model_scores.argmax(axis=1))),
+            max_abs_diff=float(np.abs(model_scores - scores[0]).max()),
+            mean_abs_diff=float(np.abs(model_scores - scores[0]).mean()),
+            size_ratio=row.size_bytes / reference.size_bytes,
+            latency_ratio=row.latency_ms / reference.latency_ms,
+            accuracy_drop_relative=_relative_drop(reference.accuracy, row.accuracy),
+            map_drop_relative=_relative_drop(reference.mean_average_precision, row.mean_average_precision),
+        )
+        for row, model_scores in zip(rows[1:], scores[1:])
+    )
+    return QuantizeReport(
+        clips=clips_description,
+        n_clips=len(clips),
+        n_windows=n_windows,
+        labelled=labelled,
+        note=note,
+        models=tuple(rows),
+        agreements=agreements,
+        latency_runs=latency_runs,
+    )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_report(report: QuantizeReport) -> str:
+    """The report as a plain-text table (what the CLI prints)."""
+    lines = [
+        f"clips: {report.clips or 'n/a'} ({report.n_clips} clips, {report.n_windows} windows)",
+        f"{'model':<44} {'precision':<9} {'runtime':<8} {'size':>10} {'ms/window':>10} {'accuracy':>9} {'mAP':>7}",
+    ]
+    for row in report.models:
+        lines.append(
+            f"{Path(row.path).name:<44} {row.precision:<9} {row.runtime:<8} {row.size_bytes / 1024:>8.1f}kB "
+            f"{row.latency_ms:>10.3f} {_fmt(row.accuracy, '.4f'):>9} {_fmt(row.mean_average_precision, '.4f'):>7}"
+        )
+    for agreement in report.agreements:
+        lines.append(
+            f"{Path(agreement.candidate).name} vs {Path(agreement.reference).name}: "
+            f"top-1 agreement {agreement.top1_agreement:.4f}, |score diff| max {agreement.max_abs_diff:.4f} "
+            f"mean {agreement.mean_abs_diff:.5f}, size x{agreement.size_ratio:.3f}, latency x{agreement.latency_ratio:.3f}, "
+            f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}, mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
+        )
+    lines.append(f"latency: median of {report.latency_runs} single-window runs, {report.threads} thread")
+    if report.note:
+        lines.append(f"note: {report.note}")
+    return "\n".join(lines)

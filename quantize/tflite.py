@@ -1,0 +1,73 @@
+"""Torch checkpoint -> full-int8 TFLite bundle through litert-torch (PT2E).
+
+The model is captured with ``torch.export``, observed on calibration windows
+of real audio with litert-torch's symmetric PT2E quantizer (int8 weights per
+channel, int8 activations), converted, and written as ``.tflite`` with its
+bundle in the sidecar ``<model>.tflite.json``. Input is host-computed log-mel.
+litert-torch is heavy (it pulls jax and transformers), so it is its own extra,
+``[tflite-export]``; running the result only needs ``[tflite]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge_sed.bundle import ModelBundle, sidecar_path
+from edge_sed.errors import ModelError, require
+from quantize.export import deployable_model, file_sha256, scores_module
+
+__all__ = ["export_tflite"]
+
+log = logging.getLogger(__name__)
+
+
+def export_tflite(checkpoint: str | Path, output: str | Path, bundle: ModelBundle, windows: np.ndarray) -> ModelBundle:
+    """Write a full-int8 ``.tflite`` of *checkpoint* and its sidecar bundle.
+
+    Parameters
+    ----------
+    checkpoint : the torch checkpoint the ONNX bundle was exported from
+    output : the ``.tflite`` file to write
+    bundle : the fp32 ONNX bundle (labels, window, hop, rules); its
+        ``source_sha256`` must match *checkpoint*
+    windows : ndarray, shape (n, frames, n_mels) float32, calibration log-mel windows
+
+    Returns the int8 bundle written beside *output*.
+    """
+    litert_torch = require("litert_torch", what="TFLite export", extra="tflite-export")
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from edge_sed.models.checkpoint import load_checkpoint
+
+    output = Path(output)
+    if output.suffix != ".tflite":
+        raise ModelError(f"TFLite output must end in '.tflite', got {str(output)!r}")
+    if bundle.input != "logmel":
+        raise ModelError("TFLite export takes host-computed log-mel; export the ONNX model without --in-graph-frontend")
+    digest = file_sha256(checkpoint)
+    if bundle.source_sha256 and digest != bundle.source_sha256:
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} (sha256 {digest[:12]}...) is not the one the model was exported from "
+            f"(sha256 {bundle.source_sha256[:12]}...)"
+        )
+    module = scores_module(deployable_model(load_checkpoint(checkpoint).model), "logmel")
+    example = (torch.from_numpy(windows[:1]),)
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    with torch.no_grad():
+        observed = prepare_pt2e(torch.export.export(module, example).module(), quantizer)
+        for window in windows:
+            observed(torch.from_numpy(window[None]))
+        quantized = convert_pt2e(observed, fold_quantize=False)
+    edge_model = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    edge_model.export(str(output))
+    int8 = dataclasses.replace(bundle, precision="int8")
+    sidecar_path(output).write_text(int8.to_json(), encoding="utf-8")
+    log.info("TFLite int8 %s: %d calibration windows", output, len(windows))
+    return int8

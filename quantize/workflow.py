@@ -1,0 +1,76 @@
+"""``edge-sed quantize`` as one call: calibrate, write int8 ONNX (and TFLite), report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_sed.bundle import ModelBundle
+from edge_sed.errors import ConfigError
+from quantize.clips import Clip, calibration_windows, list_clips
+from quantize.onnx_int8 import fp32_bundle, quantize_onnx
+from quantize.report import QuantizeReport, compare_models, default_labelled_clips
+
+__all__ = ["QuantizeResult", "quantize_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeResult:
+    """The files written and, when asked for, the fp32-vs-int8 report."""
+
+    onnx_int8: Path
+    bundle: ModelBundle
+    tflite_int8: Path | None = None
+    report: QuantizeReport | None = None
+
+
+def quantize_model(
+    model: str | Path,
+    output: str | Path,
+    calibration: str | Path,
+    *,
+    max_windows: int = 256,
+    tflite_checkpoint: str | Path | None = None,
+    report: bool = False,
+    labelled: str | Path | None = None,
+    fold: int | None = None,
+    latency_runs: int = 300,
+) -> QuantizeResult:
+    """Quantize an fp32 ONNX bundle to int8 (ONNX Runtime QDQ, and TFLite when asked).
+
+    Parameters
+    ----------
+    model : fp32 ``.onnx`` bundle from ``edge-sed export``
+    output : the int8 ``.onnx`` to write; the TFLite model goes beside it as
+        ``<stem>.tflite`` (with ``<stem>.tflite.json``)
+    calibration : folder or CSV of real audio (see :func:`quantize.clips.list_clips`)
+    max_windows : calibration windows drawn from it
+    tflite_checkpoint : the source checkpoint; given, a full-int8 TFLite model is written too
+    report : measure fp32 vs int8 on *labelled* (default: ESC-50's held-out fold)
+    labelled, fold : the labelled clip set (folder or CSV) and the CSV fold to keep
+    latency_runs : single-window runs per model for the latency medians
+    """
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise ConfigError(f"int8 output must end in '.onnx', got {str(output)!r}")
+    fp32 = fp32_bundle(model)
+    windows = calibration_windows(list_clips(calibration), fp32, max_windows=max_windows)
+    int8 = quantize_onnx(model, output, windows)
+    tflite_path = None
+    if tflite_checkpoint is not None:
+        from quantize.tflite import export_tflite
+
+        tflite_path = output.with_suffix(".tflite")
+        export_tflite(tflite_checkpoint, tflite_path, fp32, windows)
+    if not report:
+        return QuantizeResult(output, int8, tflite_path)
+    clips: list[Clip]
+    if labelled is not None:
+        clips, description, note = list_clips(labelled, fold=fold), f"{labelled}" + (f" fold {fold}" if fold else ""), ""
+    else:
+        clips, description, note = default_labelled_clips()
+        if not clips:
+            clips, description = list_clips(calibration), f"{calibration} (calibration clips, unlabelled)"
+    models = [Path(model), output] + ([tflite_path] if tflite_path else [])
+    measured = compare_models(models, clips, clips_description=description, note=note, latency_runs=latency_runs)
+    return QuantizeResult(output, int8, tflite_path, measured)

@@ -1,0 +1,190 @@
+"""Checkpoint -> ONNX fp32 -> int8 (ONNX Runtime, TFLite) on a small model fitted to real clips.
+
+The session fixture fits a 16 kHz strided MobileNetV2 with four classes for a
+few seconds on windows of four ESC-50 clips, saves it with ``save_checkpoint``,
+and runs ``edge-sed export`` and ``edge-sed quantize`` on it, so the scores
+compared here are not the flat 0.5 of an untrained net.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from edge_sed.backends import OnnxBackend, load_backend
+from edge_sed.bundle import read_bundle
+from edge_sed.cli import app
+from edge_sed.config import FrontendConfig, StreamConfig
+from edge_sed.frontend import LogMel
+from quantize.clips import clip_windows, list_clips
+
+torch = pytest.importorskip("torch", reason="export needs torch (the [train] extra)")
+
+DATA = Path(__file__).parent / "data"
+CLASSES = ("dog", "rain", "siren", "church_bells")
+FRONTEND_16K = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, fmin=50.0, fmax=7500.0)
+STREAM = StreamConfig(window_s=1.0, hop_s=0.25)
+FIT_STEPS = 25
+
+
+def _class_clip(label: str) -> Path:
+    return next(DATA.glob(f"esc50_{label}_*.flac"))
+
+
+def _fit_model(tmp: Path) -> Path:
+    from edge_sed.bundle import ModelBundle
+    from edge_sed.models.checkpoint import save_checkpoint
+    from edge_sed.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v2_strided", num_classes=len(CLASSES), frontend=FRONTEND_16K)
+    shape = ModelBundle(name="fit", labels=CLASSES, frontend=FRONTEND_16K, stream=STREAM)
+    logmel = LogMel(FRONTEND_16K)
+    windows = [clip_windows(_class_clip(label), shape, logmel) for label in CLASSES]
+    x = torch.from_numpy(np.concatenate(windows))
+    y = torch.from_numpy(np.concatenate([np.full(len(w), i) for i, w in enumerate(windows)]))
+    targets = torch.nn.functional.one_hot(y, len(CLASSES)).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(FIT_STEPS):
+        batch = torch.randint(len(x), (16,), generator=generator)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model.forward_logmel(x[batch])["logits"], targets[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for module in model.modules():  # population statistics for eval mode, not 25 steps of momentum
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    with torch.no_grad():
+        model.forward_logmel(x)
+    return save_checkpoint(
+        tmp / "fitted.pth",
+        model.eval(),
+        labels=list(CLASSES),
+        stream={"window_s": 1.0, "hop_s": 0.5},
+        tracker={"default": {"on_threshold": 0.6, "off_threshold": 0.4}, "per_class": {"siren": {"median_s": 1.0}}},
+        metrics={"fit_steps": FIT_STEPS},
+        provenance={"data": "tests/data ESC-50 clips"},
+    )
+
+
+def _invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("quantize")
+    checkpoint = _fit_model(tmp)
+    fp32, int8 = tmp / "fitted.onnx", tmp / "fitted.int8.onnx"
+    _invoke("export", str(checkpoint), "-o", str(fp32), "--hop", "0.25")
+    _invoke("quantize", str(fp32), "-o", str(int8), "--calibration", str(DATA), "--max-windows", "64")
+    return {"checkpoint": checkpoint, "fp32": fp32, "int8": int8, "tmp": tmp}
+
+
+def test_export_carries_the_checkpoint_metadata(models: dict[str, Path]) -> None:
+    from quantize.export import file_sha256
+
+    bundle = read_bundle(models["fp32"])
+    assert bundle.labels == CLASSES
+    assert bundle.frontend == FRONTEND_16K
+    assert (bundle.stream.window_s, bundle.stream.hop_s) == (1.0, 0.25)  # --hop overrides the checkpoint's 0.5
+    assert bundle.tracker.default.on_threshold == 0.6
+    assert bundle.tracker.rule("siren").median_s == 1.0
+    assert bundle.source_sha256 == file_sha256(models["checkpoint"])
+    assert bundle.metrics == {"fit_steps": FIT_STEPS}
+    assert bundle.provenance == {"data": "tests/data ESC-50 clips"}
+    assert (bundle.precision, bundle.input, bundle.architecture) == ("fp32", "logmel", "mobilenet_v2_strided")
+    graph = onnx.load(str(models["fp32"])).graph
+    assert [tuple(d.dim_value for d in i.type.tensor_type.shape.dim)[1:] for i in graph.input] == [(101, 64)]
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("BatchNormalization") == 1  # bn0 on the input; every backbone BN folded into its conv
+
+
+def test_int8_bundle_is_small_and_marked_int8(models: dict[str, Path]) -> None:
+    fp32, int8 = read_bundle(models["fp32"]), read_bundle(models["int8"])
+    assert int8.precision == "int8"
+    assert (int8.labels, int8.stream, int8.tracker, int8.source_sha256) == (fp32.labels, fp32.stream, fp32.tracker, fp32.source_sha256)
+    assert models["int8"].stat().st_size <= 0.30 * models["fp32"].stat().st_size
+    ops = {node.op_type for node in onnx.load(str(models["int8"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_int8_scores_close_to_fp32_on_real_clips(models: dict[str, Path]) -> None:
+    from quantize.report import compare_models
+
+    clips = [clip for clip in list_clips(DATA)]
+    report = compare_models([models["fp32"], models["int8"]], clips, latency_runs=5)
+    fp32_row, int8_row = report.models
+    agreement = report.agreements[0]
+    assert (report.n_clips, fp32_row.precision, int8_row.precision) == (len(clips), "fp32", "int8")
+    assert agreement.max_abs_diff < 0.1
+    assert agreement.mean_abs_diff < 0.02
+    assert agreement.top1_agreement >= 10 / 11
+    siren = clip_windows(_class_clip("siren"), read_bundle(models["fp32"]))
+    torch_scores = np.stack([load_backend(models["checkpoint"])(window) for window in siren])
+    onnx_scores = np.stack([OnnxBackend(models["fp32"])(window) for window in siren])
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-4)
+    assert CLASSES[int(np.argmax(onnx_scores.mean(axis=0)))] == "siren"
+
+
+def test_quantize_report_json_on_a_labelled_csv(models: dict[str, Path]) -> None:
+    labelled = models["tmp"] / "labelled.csv"
+    labelled.write_text(
+        "filename,label\n" + "".join(f"{_class_clip(label).resolve()},{label}\n" for label in CLASSES), encoding="utf-8"
+    )
+    output = _invoke(
+        "quantize", str(models["fp32"]), "-o", str(models["tmp"] / "again.int8.onnx"),
+        "--calibration", str(DATA), "--max-windows", "32", "--json", "--labelled", str(labelled),
+    )
+    report = json.loads(output)
+    assert report["n_clips"] == len(CLASSES) and report["labelled"] is True
+    assert [row["precision"] for row in report["models"]] == ["fp32", "int8"]
+    assert report["models"][0]["accuracy"] == 1.0  # the four clips it was fitted on
+    assert 0.0 <= report["agreements"][0]["accuracy_drop_relative"] <= 0.25
+    assert report["models"][1]["latency_ms"] > 0 and report["agreements"][0]["size_ratio"] <= 0.30
+
+
+def test_in_graph_frontend_stays_float(models: dict[str, Path]) -> None:
+    tmp = models["tmp"]
+    fp32, int8 = tmp / "wave.onnx", tmp / "wave.int8.onnx"
+    _invoke("export", str(models["checkpoint"]), "-o", str(fp32), "--hop", "0.25", "--in-graph-frontend")
+    _invoke("quantize", str(fp32), "-o", str(int8), "--calibration", str(DATA), "--max-windows", "32")
+    assert read_bundle(int8).input == "waveform"
+    frontend_ops = {node.op_type for node in onnx.load(str(int8)).graph.node if node.name.startswith("/frontend/")}
+    assert {"Conv", "MatMul", "Log"} <= frontend_ops
+    assert not frontend_ops & {"QuantizeLinear", "DequantizeLinear"}
+    windows = clip_windows(_class_clip("dog"), read_bundle(fp32))
+    assert windows.shape == (17, 16000)
+    fp32_scores = np.stack([OnnxBackend(fp32)(window) for window in windows]).mean(axis=0)
+    int8_scores = np.stack([OnnxBackend(int8)(window) for window in windows]).mean(axis=0)
+    assert np.abs(int8_scores - fp32_scores).max() < 0.1
+    assert CLASSES[int(np.argmax(fp32_scores))] == CLASSES[int(np.argmax(int8_scores))] == "dog"
+
+
+def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
+    pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch: pip install 'edge-sed[tflite-export]'")
+    pytest.importorskip("ai_edge_litert", reason="TFLite run time needs ai-edge-litert: pip install 'edge-sed[tflite]'")
+    from quantize.report import compare_models
+
+    tmp = models["tmp"]
+    int8 = tmp / "lite.int8.onnx"
+    _invoke(
+        "quantize", str(models["fp32"]), "-o", str(int8), "--calibration", str(DATA), "--max-windows", "64",
+        "--tflite", "--checkpoint", str(models["checkpoint"]),
+    )
+    tflite = int8.with_suffix(".tflite")
+    assert read_bundle(tflite).precision == "int8"
+    report = compare_models([int8, tflite], list_clips(DATA), latency_runs=5)
+    assert report.models[1].runtime == "TFLite"
+    assert report.agreements[0].top1_agreement >= 0.98
+    assert report.agreements[0].max_abs_diff < 0.1
