@@ -16,15 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from edge_sed.errors import EdgeSedError
+from edge_sed.errors import ConfigError, EdgeSedError
 
-__all__ = ["PRECISIONS", "ModelFiles", "random_checkpoint", "calibration_csv", "export_precisions"]
+__all__ = ["PRECISIONS", "check_precisions", "ModelFiles", "random_checkpoint", "calibration_csv", "export_precisions"]
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("torch-fp32", "onnx-fp32", "onnx-int8", "tflite-int8")
 #: Calibration clips per class taken from the training folds.
 CALIBRATION_CLIPS_PER_CLASS = 2
+
+
+def check_precisions(precisions: Sequence[str], *, what: str = "precision") -> None:
+    """:class:`ConfigError` naming the first unknown precision and the known ones."""
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown[0]!r}; known: {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True, slots=True)

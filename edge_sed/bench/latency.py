@@ -33,10 +33,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge_sed.bench.exports import calibration_csv, export_precisions, random_checkpoint
+from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
 from edge_sed.bench.machine import available_cores
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, Column, Goal, add_ratios, write_results
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, add_ratios, write_results
 from edge_sed.bench.timing import current_rss_mib, peak_rss_mib, time_calls
 from edge_sed.config import FrontendConfig, from_mapping
 from edge_sed.errors import ConfigError, EdgeSedError, ModelError
@@ -55,7 +55,6 @@ __all__ = [
     "parse_threads",
     "panns_layout",
     "LatencyConfig",
-    "BenchResult",
     "run_latency_benchmark",
     "measure_case",
     "run_cases",
@@ -65,7 +64,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TORCH_BACKEND = "torch-fp32"
-BACKENDS = (TORCH_BACKEND, "onnx-fp32", "onnx-int8", "tflite-int8")
+#: A backend is a precision run by its runtime: torch-fp32, onnx-fp32, onnx-int8, tflite-int8.
+BACKENDS = PRECISIONS
 INT8_BACKENDS = ("onnx-int8", "tflite-int8")
 #: Zoo models ``bench latency`` times by default: the teacher and the two strided students.
 DEFAULT_LATENCY_MODELS = ("cnn14", "mobilenet_v1_strided", "mobilenet_v2_strided")
@@ -89,7 +89,6 @@ LATENCY_COLUMNS = (
     Column("real_time_factor", "RTF", "{:.4f}"),
     Column("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
     Column("speedup_vs_panns_torch", "x PANNs torch", "{:.1f}"),
-    Column("error", "error"),
 )
 
 #: ``progress(done, total, description)``
@@ -120,8 +119,7 @@ class LatencyCase:
     repeats: int = 50
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        check_precisions([self.backend], what="backend")
         if self.backend != TORCH_BACKEND and not self.model_file:
             raise ConfigError(f"{self.backend} needs an exported model file for {self.model!r}")
         if self.threads < 1:
@@ -376,22 +374,11 @@ class LatencyConfig:
     work_dir: str = ""
 
     def __post_init__(self) -> None:
-        unknown = [backend for backend in self.backends if backend not in BACKENDS]
-        if unknown:
-            raise ConfigError(f"unknown backend {unknown[0]!r}; known: {', '.join(BACKENDS)}")
+        check_precisions(self.backends, what="backend")
         if not self.threads or min(self.threads) < 1:
             raise ConfigError(f"threads must be positive counts, got {self.threads!r}")
         if self.window_s <= 0 or self.warmup < 0 or self.repeats < 1:
             raise ConfigError("need window_s > 0, warmup >= 0 and repeats >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class BenchResult:
-    """Rows of one run, the goals they were checked against, and the file written."""
-
-    path: Path
-    rows: list[dict[str, Any]]
-    goals: list[Goal]
 
 
 def _calibration_source(audio: str, work_dir: Path) -> Path:

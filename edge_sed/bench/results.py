@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_RESULTS_DIR",
     "Column",
     "Goal",
+    "BenchResult",
     "add_ratios",
     "write_results",
     "read_results",
@@ -37,20 +38,6 @@ __all__ = [
 RESULTS_SCHEMA = "edge-sed-bench/1"
 DEFAULT_RESULTS_DIR = Path("benchmarks") / "results"
 _REQUIRED_KEYS = ("schema", "benchmark", "created_utc", "machine", "settings", "rows", "goals")
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One table column: the row key, its header and how a value is shown."""
-
-    key: str
-    header: str
-    fmt: str = "{}"
-
-    def render(self, value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        return self.fmt.format(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +57,30 @@ class Goal:
 
     def to_dict(self) -> dict[str, Any]:
         return {"goal": self.goal, "target": self.target, "measured": self.measured, "met": self.met}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    """Rows of one run, the goals they were checked against, and the file written."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    goals: list[Goal]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One table column: the row key, its header and how a value is shown."""
+
+    key: str
+    header: str
+    fmt: str = "{}"
+    scale: float = 1.0  # shown value = value * scale (e.g. 1e-9 for G)
+
+    def render(self, value: Any) -> str:
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return self.fmt.format(value * self.scale if self.scale != 1.0 else value)
 
 
 def add_ratios(

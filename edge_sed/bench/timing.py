@@ -14,9 +14,6 @@ from edge_sed.errors import ConfigError
 
 __all__ = ["TimingStats", "time_calls", "peak_rss_mib", "current_rss_mib"]
 
-_PAGE_MIB = 1 / (1024 * 1024)
-
-
 @dataclass(frozen=True, slots=True)
 class TimingStats:
     """Wall-clock times of repeated calls, in milliseconds."""
@@ -79,18 +76,32 @@ def time_calls(
     return TimingStats.from_seconds(seconds)
 
 
+def _proc_status_mib(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field (``VmHWM``, ``VmRSS``) in MiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: ``VmHWM``, this program's own high-water mark (``ru_maxrss`` would
+    also count the parent's memory from before ``exec``); elsewhere ``ru_maxrss``.
+    """
+    peak = _proc_status_mib("VmHWM")
+    if peak is not None:
+        return peak
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024  # macOS: bytes
 
 
 def current_rss_mib() -> float:
-    """Resident memory of this process now, in MiB (Linux; else the peak)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except OSError:
-        return peak_rss_mib()
-    return pages * resource.getpagesize() * _PAGE_MIB
+    """Resident memory of this process now, in MiB (``VmRSS``; the peak off Linux)."""
+    current = _proc_status_mib("VmRSS")
+    return peak_rss_mib() if current is None else current

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated, Iterator, Sequence
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, format_table
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, format_table
 from edge_sed.cli._app import app, command, console, err_console
 
 bench_app = typer.Typer(
@@ -79,8 +79,38 @@ def latency(
     _report(result, LATENCY_COLUMNS)
 
 
-def _report(result, columns) -> None:
-    console.print(format_table(result.rows, columns), markup=False, highlight=False, soft_wrap=True)
+@command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot.")
+def macs_map(
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold) or such a CSV [default: shared ESC-50].")] = None,
+    fold: Annotated[int, typer.Option("--fold", help="Evaluate this fold only (0: every clip).")] = 5,
+    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo models for the cost rows [default: the whole zoo].")] = "",
+    precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated: torch-fp32,onnx-fp32,onnx-int8,tflite-int8.")] = "torch-fp32,onnx-fp32,onnx-int8,tflite-int8",
+    checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
+    shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Score the shipped default model too.")] = True,
+    max_clips: Annotated[int, typer.Option("--max-clips", help="Score at most this many clips, evenly spread (0: all).")] = 0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    work_dir: WorkDirOpt = None,
+) -> None:
+    from edge_sed.bench.macs_map import MACS_MAP_COLUMNS, MacsMapConfig, run_macs_map
+
+    config = MacsMapConfig(
+        data=str(data or ""), fold=fold, models=_split(models), precisions=_split(precisions),
+        checkpoints=_pairs(checkpoint, "--checkpoint"), include_shipped=shipped, max_clips=max_clips,
+        results_dir=str(results), work_dir=str(work_dir or ""),
+    )
+    with _progress_bar() as progress:
+        result = run_macs_map(config, progress=progress)
+    _report(result, MACS_MAP_COLUMNS)
+
+
+def _report(result: BenchResult, columns: Sequence[Column]) -> None:
+    """The table of measured rows, then failed rows, goals and the results path."""
+    measured = [row for row in result.rows if not row.get("error")]
+    console.print(format_table(measured, columns), markup=False, highlight=False, soft_wrap=True)
+    for row in result.rows:
+        if row.get("error"):
+            what = " ".join(str(row[key]) for key in ("model", "backend", "precision", "threads") if row.get(key))
+            console.print(f"failed: {what}: {row['error']}", markup=False, highlight=False, soft_wrap=True)
     for goal in result.goals:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[goal.met]
         measured = "-" if goal.measured is None else f"{goal.measured:.3g}"
