@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -177,7 +177,7 @@ class _Stream:
         self._energy, self._energy_n, self._busy_s = 0.0, 0, 0.0
 
 
-def run(sources: Iterable[Source], backend: Backend, sinks: Any, config: PipelineConfig) -> RunSummary:
+def run(sources: Sequence[Source], backend: Backend, sinks: Any, config: PipelineConfig) -> RunSummary:
     """Run every source in turn through the detector into *sinks*, then close them.
 
     Each source is its own stream (time from 0, fresh tracker). Ctrl-C stops the
@@ -208,6 +208,8 @@ def run(sources: Iterable[Source], backend: Backend, sinks: Any, config: Pipelin
             if summary.interrupted:
                 break
     finally:
+        for source in sources:  # those not reached after Ctrl-C or an error (closing twice is harmless)
+            source.close()
         sinks.close()
         summary.sink_failures = dict(sinks.failures)
     log.info("run: %s", summary.describe())

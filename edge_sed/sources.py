@@ -165,12 +165,15 @@ class MicSource:
         The model's rate; the device is opened at its own default rate and resampled.
     device : int or str or None
         Index, name substring, or None for the default input.
+    buffer_s : float
+        Seconds of audio the ring buffer holds; when the consumer falls further
+        behind, the newest samples are dropped and counted as overruns.
     """
 
     live = True
     file = None
 
-    def __init__(self, sample_rate: int, device: int | str | None = None) -> None:
+    def __init__(self, sample_rate: int, device: int | str | None = None, *, buffer_s: float = MIC_BUFFER_S) -> None:
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate
@@ -178,7 +181,7 @@ class MicSource:
         self.channels = max(1, min(int(self.device["max_input_channels"]), 2))
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
-        self.ring = RingBuffer(int(MIC_BUFFER_S * self.device_rate), self.channels)
+        self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None
@@ -206,6 +209,8 @@ class MicSource:
             self.open()
         while True:
             if not self.ring.available:
+                if not self._stream.active:
+                    raise AudioInputError(f"input device {self.name} stopped delivering audio (unplugged?)")
                 time.sleep(MIC_POLL_S)
                 continue
             frames = self.ring.read()
@@ -273,9 +278,9 @@ class FileSource:
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioInputError(f"cannot read {self.name!r} past {done / self.file_rate:.2f} s ({exc})") from None
             last = len(frames) < self.block_frames
-            if self.realtime:
-                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             done += len(frames)
+            if self.realtime:  # released when its last sample would have arrived from a microphone
+                time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             block = self._conditioner(frames, last=last)
             if block.size:
                 yield block

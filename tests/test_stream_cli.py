@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from bundles import write_scene
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from edge_sed.cli import app
 from edge_sed.cli import stream as stream_cli
+from edge_sed.errors import ConfigError
 
 PLACEMENTS = [("siren", 1.5, 3.0), ("dog", 6.0, 1.5)]
 SCENE_S = 9.0
@@ -186,3 +190,45 @@ def test_detect_several_files_to_a_tsv_file(scene, tmp_path, test_bundle) -> Non
     assert rows[0] == ["filename", "onset", "offset", "event_label"]
     assert [(row[0], row[3]) for row in rows[1:]] == [(str(scene), "siren"), (str(scene), "dog")] * 2
     assert rows[1:3] == rows[3:5]  # each file is its own stream, from time 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(label=st.sampled_from(["", "dog", "siren"]), value=st.floats(0.0, 1.0, allow_nan=False))
+def test_threshold_parser_round_trips(label: str, value: float) -> None:
+    text = f"{label}={value!r}" if label else repr(value)
+    assert stream_cli.parse_threshold(text, ("dog", "siren")) == (label or None, value)
+
+
+@given(text=st.text(max_size=12))
+def test_threshold_parser_refuses_junk_with_a_config_error(text: str) -> None:
+    try:
+        label, value = stream_cli.parse_threshold(text, ("dog",))
+    except ConfigError as exc:
+        assert str(exc).startswith(f"--threshold {text!r} ")
+    else:
+        assert label in (None, "dog") and 0.0 <= value <= 1.0
+
+
+def test_a_dead_sink_does_not_stop_detection(scene, tmp_path, test_bundle) -> None:
+    out = tmp_path / "events.jsonl"
+    result = _invoke("detect", str(scene), "-o", str(out), "--sink", "jsonl:/dev/full", "--model", str(test_bundle))
+    assert result.exit_code == 0, result.output
+    assert [e["label"] for e in _events(out.read_text()) if e["kind"] == "event"] == ["siren", "dog"]
+    assert "; jsonl:/dev/full failed 5x" in result.stderr  # 2 onsets, 2 events and the closing flush
+
+
+def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -> None:
+    short = write_scene(tmp_path / "short.wav", [("siren", 0.2, 1.0)], 1.5)
+    started = time.monotonic()
+    result = _invoke("detect", str(short), "--realtime", "--model", str(test_bundle))
+    assert result.exit_code == 0 and time.monotonic() - started >= 1.5
+
+
+def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[tracker.defaults]\non_threshold = 0.9\n")
+    result = _invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))
+    assert _error(result) == f"error: unknown key 'defaults' in [tracker] of '{toml}'; valid: default, per_class"
+    toml.write_text("[stream]\nhop = 0.5\n")
+    assert _error(_invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))) == (
+        "error: unknown key 'hop' in [StreamConfig] (did you mean 'hop_s'?); valid keys: window_s, hop_s")

@@ -87,12 +87,16 @@ def test_devices_lists_the_pulse_input(pulse) -> None:
     assert sum(line.startswith(">") for line in lines) == 1
 
 
-def test_unknown_device_lists_the_inputs(pulse, test_bundle) -> None:
-    listen = _edge_sed("listen", "--device", "usb-mic", "--model", str(test_bundle))
+@pytest.mark.parametrize("device, message", [
+    ("usb-mic", "error: no input device matching 'usb-mic'; input devices: [0] pulse (44100 Hz), "),
+    ("42", "error: no input device with index 42; input devices: [0] pulse (44100 Hz), "),
+    ("e", "error: several input devices match 'e'; pick one by index: input devices: [0] pulse (44100 Hz), "),
+])
+def test_unknown_or_ambiguous_device_lists_the_inputs(pulse, test_bundle, device, message) -> None:
+    listen = _edge_sed("listen", "--device", device, "--model", str(test_bundle))
     _, stderr = listen.communicate(timeout=60)
     assert listen.returncode == 1
-    assert stderr.startswith("error: no input device matching 'usb-mic'; input devices: [0] pulse (44100 Hz), ")
-    assert stderr.count("\n") == 1
+    assert stderr.startswith(message) and stderr.count("\n") == 1, stderr
 
 
 def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path) -> None:
@@ -122,3 +126,18 @@ def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path)
     events = [json.loads(line) for line in lines]  # every line complete JSON
     assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
     assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
+
+
+def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
+    code = (
+        "import time\nfrom edge_sed.sources import MicSource\n"
+        "mic = MicSource(16000, 'pulse', buffer_s=0.05)\nmic.open()\ntime.sleep(2.0)\n"
+        "block = next(iter(mic))\nmic.close()\n"
+        "print(mic.counters['overruns'], mic.ring.dropped, block.size)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    overruns, dropped, block = map(int, out.stdout.split())
+    # about 1.5 s of 44.1 kHz into a 50 ms ring: most of it dropped, every lost write counted
+    assert overruns >= 10 and dropped > 20000
+    assert 0 < block <= round(0.05 * 16000) + 16  # what the ring held, resampled to 16 kHz

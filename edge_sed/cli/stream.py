@@ -90,6 +90,9 @@ def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop
     tracker = bundle.tracker
     if "tracker" in layer:
         file_tracker = layer["tracker"]
+        unknown = sorted(set(file_tracker) - {"default", "per_class"})
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} in [tracker] of {str(config_file)!r}; valid: default, per_class")
         merged = {"default": {**tracker.to_dict()["default"], **file_tracker.get("default", {})},
                   "per_class": {**tracker.to_dict()["per_class"], **file_tracker.get("per_class", {})}}
         tracker = TrackerConfig.from_dict(merged)
