@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -33,13 +30,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edge_sed.bench.child import child_main, run_child
 from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
 from edge_sed.bench.machine import available_cores
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, add_ratios, write_results
 from edge_sed.bench.timing import current_rss_mib, peak_rss_mib, time_calls
 from edge_sed.config import FrontendConfig, from_mapping
-from edge_sed.errors import ConfigError, EdgeSedError, ModelError
+from edge_sed.errors import ConfigError, ModelError
 
 __all__ = [
     "BACKENDS",
@@ -75,8 +73,6 @@ STUDENT_SPEEDUP_GOAL = 25.0
 GOAL_WINDOW_S = 1.0
 #: Distinct real windows cycled through while timing.
 N_DISTINCT_WINDOWS = 8
-#: A case that runs longer than this is killed and reported as failed.
-CASE_TIMEOUT_S = 900
 
 #: The table ``bench latency`` prints and the README shows.
 LATENCY_COLUMNS = (
@@ -201,27 +197,12 @@ def measure_case(case: LatencyCase) -> dict[str, Any]:
     }
 
 
-def _thread_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
-
-
 def _run_in_subprocess(case: LatencyCase) -> dict[str, Any]:
-    command = [sys.executable, "-m", "edge_sed.bench.latency", json.dumps(asdict(case))]
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=_thread_env(case.threads), timeout=CASE_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        return {**asdict(case), "error": f"timed out after {CASE_TIMEOUT_S} s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        log.warning("%s / %s / %d threads failed: %s", case.model, case.backend, case.threads, last)
-        return {**asdict(case), "error": last}
-    return json.loads(lines[-1])
+    row = run_child("edge_sed.bench.latency", asdict(case), threads=case.threads)
+    if "error" in row:
+        log.warning("%s / %s / %d threads failed: %s", case.model, case.backend, case.threads, row["error"])
+        return {**asdict(case), **row}
+    return row
 
 
 def run_cases(cases: Sequence[LatencyCase], *, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
@@ -445,19 +426,5 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
     return BenchResult(path, rows, goals)
 
 
-def _worker(argv: list[str]) -> int:
-    """``python -m edge_sed.bench.latency '<case json>'``: print one result row as JSON."""
-    if len(argv) != 1:
-        print("usage: python -m edge_sed.bench.latency '<LatencyCase as JSON>'", file=sys.stderr)
-        return 2
-    try:
-        row = measure_case(LatencyCase(**json.loads(argv[0])))
-    except EdgeSedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(row))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1:]))
+    sys.exit(child_main(sys.argv[1:], lambda spec: measure_case(LatencyCase(**spec))))

@@ -18,7 +18,7 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_esc50_dir

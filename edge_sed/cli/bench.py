@@ -103,6 +103,26 @@ def macs_map(
     _report(result, MACS_MAP_COLUMNS)
 
 
+@command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms; onset-to-event latency.")
+def stream(
+    model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite) [default: the shipped model].")] = None,
+    latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets [default: the shipped demo].")] = None,
+    onsets: Annotated[Path | None, typer.Option("--onsets", help="Its known events, DCASE TSV (onset, offset, event_label).")] = None,
+    long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
+    paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+) -> None:
+    from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark
+
+    config = StreamBenchConfig(
+        model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
+        long_s=long_s, paced_s=paced_s, results_dir=str(results),
+    )
+    with _progress_bar() as progress:
+        result = run_stream_benchmark(config, progress=progress)
+    _report(result, STREAM_COLUMNS)
+
+
 def _report(result: BenchResult, columns: Sequence[Column]) -> None:
     """The table of measured rows, then failed rows, goals and the results path."""
     measured = [row for row in result.rows if not row.get("error")]
