@@ -34,7 +34,7 @@ from edge_sed.bench.child import child_main, run_child
 from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
 from edge_sed.bench.machine import available_cores
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, add_ratios, write_results
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, add_ratios, write_results
 from edge_sed.bench.timing import current_rss_mib, peak_rss_mib, time_calls
 from edge_sed.config import FrontendConfig, from_mapping
 from edge_sed.errors import ConfigError, ModelError
@@ -56,7 +56,6 @@ __all__ = [
     "run_latency_benchmark",
     "measure_case",
     "run_cases",
-    "ProgressCallback",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,7 @@ LATENCY_COLUMNS = (
     Column("model", "model"),
     Column("backend", "backend"),
     Column("threads", "threads"),
+    Column("window_s", "window s", "{:g}"),
     Column("median_ms", "median ms", "{:.2f}"),
     Column("p95_ms", "p95 ms", "{:.2f}"),
     Column("windows_per_s", "windows/s", "{:.1f}"),
@@ -87,8 +87,6 @@ LATENCY_COLUMNS = (
     Column("speedup_vs_panns_torch", "x PANNs torch", "{:.1f}"),
 )
 
-#: ``progress(done, total, description)``
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,8 +368,11 @@ def _calibration_source(audio: str, work_dir: Path) -> Path:
     return Path(audio).parent
 
 
-def _file_model(label: str, path: str) -> ModelUnderTest:
+def _file_model(label: str, path: str, window_s: float) -> ModelUnderTest:
+    """An exported file measured as it is; its torch baseline has its front end, classes and window
+    (shared with the zoo models' baseline when those equal the zoo entry's)."""
     from edge_sed.bundle import read_bundle
+    from edge_sed.models.registry import AUDIOSET_CLASSES, get_spec
 
     bundle = read_bundle(path)
     suffix = Path(path).suffix
@@ -380,9 +381,12 @@ def _file_model(label: str, path: str) -> ModelUnderTest:
         raise ConfigError(f"{path!r}: cannot time a {bundle.precision} {suffix} model; backends: {', '.join(BACKENDS)}")
     if not bundle.architecture:
         raise ModelError(f"{path!r} does not name its architecture in its metadata; re-export it")
+    as_zoo = (bundle.frontend, len(bundle.labels), bundle.stream.window_s) == (
+        get_spec(bundle.architecture).frontend, AUDIOSET_CLASSES, window_s)
     return ModelUnderTest(
         label, panns_layout(bundle.architecture), {backend: path}, _deploys_strided(bundle.architecture),
-        window_s=bundle.stream.window_s, frontend=dataclasses.asdict(bundle.frontend), num_classes=len(bundle.labels),
+        window_s=bundle.stream.window_s, frontend=None if as_zoo else dataclasses.asdict(bundle.frontend),
+        num_classes=len(bundle.labels),
     )
 
 
@@ -407,7 +411,7 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
         model_files = list(config.model_files)
         if config.include_shipped and SHIPPED_MODEL.is_file():
             model_files.append(("default", str(SHIPPED_MODEL)))
-        models += [_file_model(label, path) for label, path in model_files]
+        models += [_file_model(label, path, config.window_s) for label, path in model_files]
         cases = plan_cases(models, backends=config.backends, threads=config.threads, audio=audio,
                            warmup=config.warmup, repeats=config.repeats)
         rows = add_speedups(run_cases(cases, progress=progress), models)

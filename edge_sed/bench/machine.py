@@ -18,6 +18,7 @@ BENCH_LIBRARIES = (
     "onnx",
     "ai-edge-litert",
     "tflite-runtime",
+    "litert-torch",
     "torch",
     "matplotlib",
 )

@@ -18,19 +18,17 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_esc50_dir
 from edge_sed.bench.plot import plot_macs_map
 from edge_sed.bench.reference import PANNS_AUDIOSET, REFERENCE_CLIP_S
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, write_results
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, write_results
 from edge_sed.errors import ConfigError, EdgeSedError
 
 __all__ = ["MacsMapConfig", "MACS_MAP_COLUMNS", "run_macs_map", "labelled_clips"]
 
-#: ``progress(done, total, description)``
-ProgressCallback = Callable[[int, int, str], None]
 #: Name of the plot written beside the JSON.
 PLOT_NAME = "macs_map.png"
 

@@ -28,6 +28,7 @@ __all__ = [
     "Column",
     "Goal",
     "BenchResult",
+    "ProgressCallback",
     "add_ratios",
     "write_results",
     "read_results",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 RESULTS_SCHEMA = "edge-sed-bench/1"
+#: ``progress(done, total, description)``: how long benchmarks report progress (the CLI draws a bar).
+ProgressCallback = Callable[[int, int, str], None]
 DEFAULT_RESULTS_DIR = Path("benchmarks") / "results"
 _REQUIRED_KEYS = ("schema", "benchmark", "created_utc", "machine", "settings", "rows", "goals")
 

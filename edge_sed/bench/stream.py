@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -34,7 +34,7 @@ import soundfile as sf
 from edge_sed.audio import read_audio
 from edge_sed.bench.child import child_main, run_child
 from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL, shared_data_dir
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, write_results
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, write_results
 from edge_sed.bench.timing import peak_rss_mib
 from edge_sed.errors import ConfigError
 
@@ -62,8 +62,6 @@ MODES = ("fast", "paced", "latency")
 
 #: (label, onset_s, duration_s) of one known event.
 Placement = tuple[str, float, float]
-#: ``progress(done, total, description)``
-ProgressCallback = Callable[[int, int, str], None]
 
 STREAM_COLUMNS = (
     Column("mode", "mode"),

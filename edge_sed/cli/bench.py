@@ -14,6 +14,8 @@ from typing import Annotated, Iterator, Sequence
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from edge_sed.bench.exports import PRECISIONS
+from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, format_table
 from edge_sed.cli._app import app, command, console, err_console
 
@@ -26,6 +28,7 @@ app.add_typer(bench_app, name="bench")
 ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated zoo model names.")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for the JSON results (and plot).")]
 WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Keep exported model files here (default: a temporary folder).")]
+ShippedOpt = Annotated[bool, typer.Option("--shipped/--no-shipped", help="Include the shipped default model.")]
 ModelFileOpt = Annotated[list[str] | None, typer.Option("--model-file", help="LABEL=PATH of an exported .onnx/.tflite model to include (repeatable).")]
 
 
@@ -56,11 +59,12 @@ def _pairs(items: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
 
 @command("latency", target=bench_app, help="Per-window latency per model x backend x threads, in one run.")
 def latency(
-    models: ModelsOpt = "cnn14,mobilenet_v1_strided,mobilenet_v2_strided",
-    backends: Annotated[str, typer.Option("--backends", help="Comma-separated: torch-fp32,onnx-fp32,onnx-int8,tflite-int8.")] = "torch-fp32,onnx-fp32,onnx-int8,tflite-int8",
+    models: ModelsOpt = ",".join(DEFAULT_LATENCY_MODELS),
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends.")] = ",".join(PRECISIONS),
     threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts or 'all'.")] = "1,all",
     audio: Annotated[Path | None, typer.Option("--audio", help="Real recording cut into windows (default: the demo recording).")] = None,
     model_file: ModelFileOpt = None,
+    shipped: ShippedOpt = True,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed windows per case.")] = 50,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed windows first.")] = 5,
     window_s: Annotated[float, typer.Option("--window-s", help="Window length in seconds.")] = 1.0,
@@ -71,7 +75,7 @@ def latency(
 
     config = LatencyConfig(
         models=_split(models), backends=_split(backends), threads=parse_threads(threads),
-        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), window_s=window_s,
+        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), include_shipped=shipped, window_s=window_s,
         warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
     )
     with _progress_bar() as progress:
@@ -84,9 +88,9 @@ def macs_map(
     data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold) or such a CSV [default: shared ESC-50].")] = None,
     fold: Annotated[int, typer.Option("--fold", help="Evaluate this fold only (0: every clip).")] = 5,
     models: Annotated[str, typer.Option("--models", help="Comma-separated zoo models for the cost rows [default: the whole zoo].")] = "",
-    precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated: torch-fp32,onnx-fp32,onnx-int8,tflite-int8.")] = "torch-fp32,onnx-fp32,onnx-int8,tflite-int8",
+    precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated precisions.")] = ",".join(PRECISIONS),
     checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
-    shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Score the shipped default model too.")] = True,
+    shipped: ShippedOpt = True,
     max_clips: Annotated[int, typer.Option("--max-clips", help="Score at most this many clips, evenly spread (0: all).")] = 0,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
     work_dir: WorkDirOpt = None,
