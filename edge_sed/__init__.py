@@ -38,6 +38,10 @@ Benchmarks (:mod:`edge_sed.bench`, behind ``edge-sed bench``)
     ``latency.run_latency_benchmark()``, ``macs_map.run_macs_map()``, ``stream``:
     speed, memory and accuracy measured in one run; ``results.write_results()``
     writes ``benchmarks/results/*.json`` with the machine's description.
+Backends (:mod:`edge_sed.backends`)
+    ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
+    ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata
+    that contradicts the graph. Export and int8: the top-level ``quantize`` package.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

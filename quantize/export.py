@@ -82,19 +82,20 @@ def checkpoint_bundle(
     stream_overrides: Mapping[str, float | None] | None = None,
     input_kind: str = "logmel",
     precision: str = "fp32",
+    name: str | None = None,
 ) -> ModelBundle:
     """The bundle of a loaded checkpoint (``edge_sed.models.checkpoint.LoadedCheckpoint``).
 
     Stream, tracking rules, metrics and provenance come from the checkpoint's
     ``info`` when present (``stream``, ``tracker``, ``metrics``,
     ``provenance``); *stream_overrides* (``window_s``, ``hop_s``; None = keep)
-    override the checkpoint's window and hop.
+    override the checkpoint's window and hop. *name* defaults to the checkpoint's file stem.
     """
     info: Mapping[str, Any] = loaded.info or {}
     stream = from_mapping(StreamConfig, _as_mapping(info.get("stream")), where="checkpoint stream")
     stream = resolve(stream, stream_overrides)
     return ModelBundle(
-        name=Path(source).stem,
+        name=name or Path(source).stem,
         labels=tuple(loaded.labels),
         frontend=loaded.frontend,
         stream=stream,
@@ -185,6 +186,7 @@ def export_onnx(
     in_graph_frontend: bool = False,
     opset: int = DEFAULT_OPSET,
     verify_audio: Sequence[str | Path] = (VERIFY_AUDIO,),
+    architecture: str | None = None,
 ) -> ExportResult:
     """Export a checkpoint to an ONNX fp32 bundle and check it against torch.
 
@@ -196,6 +198,7 @@ def export_onnx(
     in_graph_frontend : take ``waveform`` instead of host-computed ``logmel``
     opset : ONNX opset
     verify_audio : real recordings whose windows both runtimes score
+    architecture : registry name (default: the checkpoint's, or inferred for PANNs files)
 
     Raises :class:`ModelError` when ONNX Runtime and torch disagree by more than
     :data:`EXPORT_TOLERANCE`.
@@ -205,7 +208,7 @@ def export_onnx(
     output = Path(output)
     if output.suffix != ".onnx":
         raise ModelError(f"ONNX output must end in '.onnx', got {str(output)!r}")
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, architecture=architecture)
     return export_loaded(
         loaded, checkpoint, output, stream_overrides=stream_overrides, in_graph_frontend=in_graph_frontend, opset=opset, verify_audio=verify_audio
     )
@@ -227,7 +230,9 @@ def export_loaded(
 
     from edge_sed.backends import OnnxBackend
 
-    bundle = checkpoint_bundle(loaded, checkpoint, stream_overrides=stream_overrides, input_kind="waveform" if in_graph_frontend else "logmel")
+    bundle = checkpoint_bundle(
+        loaded, checkpoint, stream_overrides=stream_overrides, input_kind="waveform" if in_graph_frontend else "logmel", name=output.stem
+    )
     module = scores_module(deployable_model(loaded.model), bundle.input)
     windows = np.concatenate([clip_windows(Path(path), bundle) for path in verify_audio])
     example = torch.from_numpy(windows[:1])

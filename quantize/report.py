@@ -140,6 +140,20 @@ def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -
     return accuracy, mean_ap
 
 
+def _model_clips(clips: Sequence[Clip], labels: Sequence[str], note: str) -> tuple[list[Clip], bool, str]:
+    """The clips to measure on: the labelled ones of the model's classes, else all (unlabelled)."""
+    notes = [note] if note else []
+    if not clips or any(clip.label is None for clip in clips):
+        return list(clips), False, note
+    kept = [clip for clip in clips if clip.label in labels]
+    if not kept:
+        notes.append("no clip is of the model's classes: accuracy not measured")
+        return list(clips), False, "; ".join(notes)
+    if len(kept) < len(clips):
+        notes.append(f"measured on the {len(kept)} of {len(clips)} clips whose label is one of the model's classes")
+    return kept, True, "; ".join(notes)
+
+
 def _relative_drop(reference: float | None, candidate: float | None) -> float | None:
     if reference is None or candidate is None or reference == 0:
         return None
@@ -167,13 +181,11 @@ def compare_models(
     for path, backend in zip(models, backends):
         if backend.bundle.labels != labels:
             raise ModelError(f"{str(path)!r} has other labels than {str(models[0])!r}; compare exports of one model")
+    clips, labelled, note = _model_clips(clips, labels, note)
     scores, n_windows = _clip_scores(backends, clips)
     window = clip_windows(clips[0], backends[0].bundle)[0]
     latencies = _latency_ms(backends, window, latency_runs)
     truth = [clip.label for clip in clips]
-    labelled = all(label is not None for label in truth)
-    if labelled and not all(label in labels for label in truth):
-        note = (note + "; " if note else "") + "the set's labels are not the model's: accuracy not measured"
     rows = []
     for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
         accuracy, mean_ap = _accuracy(model_scores, labels, truth) if labelled else (None, None)

@@ -141,3 +141,10 @@ def test_unknown_suffix_lists_the_known_ones(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(ModelError, match=r"unknown model suffix '.bin'; known: .onnx \(ONNX Runtime\), .tflite"):
         load_backend(path)
+
+
+def test_tflite_needs_the_checkpoint(tmp_path: Path) -> None:
+    path = _write(tmp_path, BUNDLE)
+    result = CliRunner().invoke(app, ["quantize", str(path), "-o", str(tmp_path / "x.int8.onnx"), "--calibration", str(tmp_path), "--tflite"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == "error: --tflite converts from the torch checkpoint: add --checkpoint CHECKPOINT.pth"

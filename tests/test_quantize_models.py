@@ -188,3 +188,25 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     assert report.models[1].runtime == "TFLite"
     assert report.agreements[0].top1_agreement >= 0.98
     assert report.agreements[0].max_abs_diff < 0.1
+
+
+def test_panns_layout_mobilenet_exports_strided_with_bn_folded(tmp_path: Path, randomise_batchnorm) -> None:
+    from edge_sed.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = randomise_batchnorm(build_model("mobilenet_v1", num_classes=10)).eval()  # PANNs' 32 kHz front end
+    checkpoint = tmp_path / "MobileNetV1_panns.pth"
+    torch.save({"model": model.state_dict(), "iteration": 0}, checkpoint)  # the official file layout
+    output = tmp_path / "panns.onnx"
+    printed = _invoke("export", str(checkpoint), "-o", str(output), "--model", "mobilenet_v1")
+    assert "max |onnx - torch|" in printed
+    ops = [node.op_type for node in onnx.load(str(output)).graph.node]
+    assert ops.count("BatchNormalization") == 1 and "AveragePool" not in ops  # only bn0; no stride-1 conv + pool
+    bundle = read_bundle(output)
+    assert (bundle.architecture, bundle.labels[:2]) == ("mobilenet_v1", ("class 0", "class 1"))
+    windows = clip_windows(_class_clip("rain"), bundle)
+    with torch.no_grad():
+        expected = model.forward_logmel(torch.from_numpy(windows))["clipwise_output"].numpy()
+    got = np.stack([OnnxBackend(output)(window) for window in windows])
+    assert np.ptp(expected) > 0.01  # scores that vary, so the comparison means something
+    np.testing.assert_allclose(got, expected, atol=1e-4)

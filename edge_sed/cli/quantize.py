@@ -22,6 +22,7 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write."
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="PANNs or edge-sed checkpoint (.pth/.pt).")],
     output: OutputOpt,
+    model: Annotated[Optional[str], typer.Option("--model", help="Registry name [checkpoint's, or inferred].")] = None,
     window: Annotated[Optional[float], typer.Option("--window", help="Window in seconds [checkpoint's, else 1.0].")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop in seconds [checkpoint's, else 0.25].")] = None,
     in_graph_frontend: Annotated[
@@ -41,6 +42,7 @@ def export(
         in_graph_frontend=in_graph_frontend,
         opset=opset,
         verify_audio=verify_audio or (VERIFY_AUDIO,),
+        architecture=model,
     )
     bundle = result.bundle
     console.print(
@@ -48,6 +50,7 @@ def export(
         f"window {bundle.stream.window_s:g} s, hop {bundle.stream.hop_s:g} s); "
         f"max |onnx - torch| {result.max_abs_diff:.2e} on {result.n_windows} windows",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -86,6 +89,6 @@ def quantize(
         console.print_json(json.dumps(result.report.to_dict()))
         return
     written = ", ".join(str(path) for path in (result.onnx_int8, result.tflite_int8) if path)
-    console.print(f"wrote {written}", highlight=False)
+    console.print(f"wrote {written}", highlight=False, soft_wrap=True)
     if result.report is not None:
-        console.print(format_report(result.report), highlight=False, markup=False)
+        console.print(format_report(result.report), highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,80 @@
+"""fp32 vs int8 (ONNX Runtime, and LiteRT when litert-torch is installed) for one checkpoint.
+
+    python benchmarks/quantize.py CHECKPOINT [--tflite] [--out benchmarks/results/quantize.json]
+
+Exports CHECKPOINT to ONNX fp32, calibrates int8 on an ESC-50 training fold,
+and measures every model on ESC-50's held-out fold (the clips of the model's
+classes): file size, latency per window (1 thread, median, models interleaved
+in one run), accuracy, mAP, top-1 agreement, score differences. Prints the
+table and writes the JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quantize.clips import calibration_windows, list_clips  # noqa: E402
+from quantize.export import export_onnx  # noqa: E402
+from quantize.onnx_int8 import quantize_onnx  # noqa: E402
+from quantize.report import ESC50_HELD_OUT_FOLD, ESC50_METADATA, compare_models, format_report  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "quantize.json"
+CALIBRATION_FOLD = 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--tflite", action="store_true", help="also LiteRT full int8 (needs litert-torch)")
+    parser.add_argument("--models-dir", type=Path, help="keep the exported models here (default: a temporary folder)")
+    parser.add_argument("--max-windows", type=int, default=256)
+    parser.add_argument("--latency-runs", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.models_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        fp32, int8 = folder / f"{args.checkpoint.stem}.onnx", folder / f"{args.checkpoint.stem}.int8.onnx"
+        exported = export_onnx(args.checkpoint, fp32)
+        calibration = list_clips(ESC50_METADATA, fold=CALIBRATION_FOLD)
+        calibration = [clip for clip in calibration if clip.label in exported.bundle.labels] or calibration
+        windows = calibration_windows(calibration, exported.bundle, max_windows=args.max_windows)
+        quantize_onnx(fp32, int8, windows)
+        models = [fp32, int8]
+        if args.tflite:
+            from quantize.tflite import export_tflite
+
+            models.append(folder / f"{args.checkpoint.stem}.int8.tflite")
+            export_tflite(args.checkpoint, models[-1], exported.bundle, windows)
+        report = compare_models(
+            models,
+            list_clips(ESC50_METADATA, fold=ESC50_HELD_OUT_FOLD),
+            clips_description=f"ESC-50 fold {ESC50_HELD_OUT_FOLD} (held out); calibration: fold {CALIBRATION_FOLD}",
+            latency_runs=args.latency_runs,
+        )
+    print(format_report(report))
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "architecture": exported.bundle.architecture,
+        "export_max_abs_diff": exported.max_abs_diff,
+        "calibration_windows": int(len(windows)),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        **report.to_dict(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
