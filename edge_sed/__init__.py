@@ -42,6 +42,9 @@ Backends (:mod:`edge_sed.backends`)
     ``OnnxBackend``, ``TFLiteBackend`` (ai-edge-litert, tflite-runtime fallback),
     ``TorchBackend`` (checkpoints; imports torch); ``check_graph()`` refuses metadata
     that contradicts the graph. Export and int8: the top-level ``quantize`` package.
+Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
+    ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
+    ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
 Errors (:mod:`edge_sed.errors`)
     ``EdgeSedError`` and its subclasses: one clear line for the user.
 

@@ -107,7 +107,7 @@ class _Stream:
         self.window_frames = bundle.window_frames
         self.logmel = StreamingLogMel(frontend)
         self.frames = FrameWindow(self.window_frames, frontend.n_mels, 10.0 * float(np.log10(frontend.amin)))
-        start_wall = datetime.now(timezone.utc) if source.live else None
+        start_wall = datetime.now(timezone.utc) if source.paced else None
         self.tracker = EventTracker(self.labels, config.tracker, self.hop_frames * self.hop_length / self.rate, start_wall)
         self.max_samples = None if config.duration_s is None else round(config.duration_s * self.rate)
         self.n_samples = 0

@@ -515,6 +515,10 @@ class MqttSink:
     paho) are published on start and after every reconnect. :meth:`close` waits
     up to ``ack_timeout_s`` for acknowledgements; what is left stays spooled and
     is sent by the next run with the same spool.
+
+    Delivery is at least once: a message whose acknowledgement was lost is sent
+    again, and messages resent around a (re)connect may overtake newer ones.
+    Each payload carries its own times, so consumers can order and deduplicate.
     """
 
     def __init__(self, settings: MqttSettings, *, ack_timeout_s: float = 3.0, reconnect_max_s: float = 2.0) -> None:

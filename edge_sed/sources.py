@@ -58,7 +58,8 @@ class Source(Protocol):
 
     name: str
     sample_rate: int
-    live: bool
+    live: bool  # NaN/Inf blocks become counted silence (else they are an error)
+    paced: bool  # blocks arrive in real time (events then carry wall-clock stamps)
     file: str | None
     counters: Counter[str]
 
@@ -170,7 +171,7 @@ class MicSource:
         behind, the newest samples are dropped and counted as overruns.
     """
 
-    live = True
+    live = paced = True
     file = None
 
     def __init__(self, sample_rate: int, device: int | str | None = None, *, buffer_s: float = MIC_BUFFER_S) -> None:
@@ -265,7 +266,7 @@ class FileSource:
         self.name = self.file = str(self.path)
         self.sample_rate = sample_rate
         self.file_rate = self._handle.samplerate
-        self.realtime = realtime
+        self.paced = realtime
         self.block_frames = block_frames
         self.counters: Counter[str] = Counter()
         self._conditioner = _Conditioner(self.name, self.file_rate, sample_rate, live=False, counters=self.counters)
@@ -279,7 +280,7 @@ class FileSource:
                 raise AudioInputError(f"cannot read {self.name!r} past {done / self.file_rate:.2f} s ({exc})") from None
             last = len(frames) < self.block_frames
             done += len(frames)
-            if self.realtime:  # released when its last sample would have arrived from a microphone
+            if self.paced:  # released when its last sample would have arrived from a microphone
                 time.sleep(max(0.0, start + done / self.file_rate - time.monotonic()))
             block = self._conditioner(frames, last=last)
             if block.size:
@@ -306,7 +307,7 @@ class StdinSource:
         Where to read (``sys.stdin.buffer`` by default).
     """
 
-    live = True
+    live = paced = True
     file = None
 
     def __init__(self, sample_rate: int, *, rate: int, channels: int = 1, stream: BinaryIO | None = None,
@@ -330,6 +331,8 @@ class StdinSource:
         while True:
             data = self.stream.read(self.block_bytes)
             total += len(data)
+            if total == 0:
+                raise AudioInputError("stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it")
             whole = len(data) - len(data) % frame_bytes
             if len(data) < self.block_bytes and whole != len(data):
                 raise AudioInputError(

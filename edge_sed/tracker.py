@@ -262,8 +262,7 @@ class EventTracker:
                 ev.confirmed = True
                 return self._stamper.event(self.labels[c], ev.onset, None, ev.peak)
             return None
-        assert ev is not None  # only called for inactive classes with an open event
-        if frame - ev.last > plan.max_gap_frames:
+        if ev is not None and frame - ev.last > plan.max_gap_frames:
             del self._open[c]
             if ev.confirmed:
                 return self._stamper.event(self.labels[c], ev.onset, ev.end, ev.peak)

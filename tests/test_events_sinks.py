@@ -164,7 +164,7 @@ def test_bad_specs_give_one_line(spec: str, message: str) -> None:
     assert str(error.value) == message
 
 
-@given(st.text(max_size=60))
+@given(st.one_of(st.text(max_size=60), st.text(max_size=40).map(lambda rest: "mqtt://" + rest)))
 def test_any_spec_text_parses_or_gives_a_sink_error(text: str) -> None:
     try:
         spec = parse_sink_spec(text)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,12 @@ def test_bad_files_get_one_line(tmp_path, test_bundle, make, message) -> None:
     result = _invoke("detect", str(path), "--model", str(test_bundle))
     assert result.exit_code == 1
     assert _error(result).startswith(message.format(path=path))
+
+
+def test_raw_pcm_that_never_comes(test_bundle) -> None:
+    result = _invoke("detect", "-", "--rate", "16000", "--model", str(test_bundle), input=b"")
+    assert result.exit_code == 1
+    assert _error(result) == "error: stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it"
 
 
 def test_raw_pcm_with_a_stray_byte(test_bundle) -> None:
@@ -218,10 +225,13 @@ def test_a_dead_sink_does_not_stop_detection(scene, tmp_path, test_bundle) -> No
 
 
 def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -> None:
-    short = write_scene(tmp_path / "short.wav", [("siren", 0.2, 1.0)], 1.5)
+    short = write_scene(tmp_path / "short.wav", [("crying_baby", 0.2, 1.3)], 2.0)
     started = time.monotonic()
     result = _invoke("detect", str(short), "--realtime", "--model", str(test_bundle))
-    assert result.exit_code == 0 and time.monotonic() - started >= 1.5
+    assert result.exit_code == 0 and time.monotonic() - started >= 2.0
+    (event,) = [e for e in _events(result.stdout) if e["kind"] == "event"]
+    wall = datetime.fromisoformat(event["offset_wall"]) - datetime.fromisoformat(event["onset_wall"])
+    assert wall.total_seconds() == pytest.approx(event["offset"] - event["onset"])  # paced: wall-clock stamps
 
 
 def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:

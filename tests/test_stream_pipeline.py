@@ -135,12 +135,15 @@ def test_a_stream_shorter_than_one_window_is_scored_once(tmp_path, backend) -> N
     assert summary.windows == 1 and len(sinks.statuses) == 1
 
 
-def test_multichannel_and_other_rates_are_converted(scene, backend, tmp_path) -> None:
+def test_multichannel_ogg_and_other_rates_are_converted(scene, backend, tmp_path) -> None:
     mono, rate = sf.read(scene, dtype="float32")
     reference = _detect(scene, backend)[0].finished()
     stereo = tmp_path / "stereo.flac"
     sf.write(stereo, np.stack([mono, mono], axis=1), rate)
     assert _detect(stereo, backend)[0].finished() == reference  # down-mixed exactly
+    vorbis = tmp_path / "scene.ogg"
+    sf.write(vorbis, mono, rate, format="OGG", subtype="VORBIS")
+    assert [e[0] for e in _detect(vorbis, backend)[0].finished()] == [e[0] for e in reference]
     resampled = tmp_path / "44k.wav"
     sf.write(resampled, soxr.resample(mono, rate, 44100), 44100, subtype="FLOAT")
     found = _detect(resampled, backend)[0].finished()
