@@ -61,6 +61,7 @@ steps_per_epoch = 2
 warmup_steps = 1
 threads = 1
 tensorboard = false
+bn_recalibration_batches = 1
 """,
         encoding="utf-8",
     )

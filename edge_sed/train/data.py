@@ -131,11 +131,11 @@ class AudioCache:
         digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
         return self.cache_dir / f"{path.stem}-{digest}-{sample_rate}.npy"  # type: ignore[operator]
 
-    def load(self, path: str | Path, sample_rate: int) -> np.ndarray:
-        """The whole file, shape (n,), float32 at *sample_rate*."""
+    def load(self, path: str | Path, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Samples ``start:stop`` of the file (default: all), shape (n,), float32 at *sample_rate*."""
         path = Path(path)
         if self.cache_dir is None:
-            return read_audio(path, sample_rate)[0]
+            return read_audio(path, sample_rate)[0][start:stop]
         cached = self._cache_path(path, sample_rate)
         if not cached.exists():
             samples = read_audio(path, sample_rate)[0]
@@ -143,7 +143,7 @@ class AudioCache:
             tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, _to_int16(samples))
             os.replace(tmp, cached)
-        return np.load(cached, mmap_mode="r").astype(np.float32) / INT16_SCALE
+        return np.load(cached, mmap_mode="r")[start:stop].astype(np.float32) / INT16_SCALE
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:
@@ -160,10 +160,9 @@ class _FileClips:
     cache: AudioCache
 
     def read(self, row: int, sample_rate: int) -> np.ndarray:
-        samples = self.cache.load(self.paths[row], sample_rate)
-        start = int(round(self.starts_s[row] * sample_rate))
-        end = int(round(self.ends_s[row] * sample_rate)) if self.ends_s[row] > 0 else len(samples)
-        return np.asarray(samples[start:end], dtype=np.float32)
+        start = round(self.starts_s[row] * sample_rate)
+        stop = round(self.ends_s[row] * sample_rate) if self.ends_s[row] > 0 else None
+        return self.cache.load(self.paths[row], sample_rate, start, stop)
 
 
 class _Hdf5Clips:

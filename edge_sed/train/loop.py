@@ -84,7 +84,12 @@ class TrainConfig:
     ``steps_per_epoch`` 0 means one pass over the training clips.
     ``device`` "auto" picks CUDA when present. ``bf16`` autocasts on CUDA
     (ignored on CPU). ``threads`` > 0 calls ``torch.set_num_threads``.
-    ``resume`` is a ``last.pt`` to continue from.
+    ``resume`` is a ``last.pt`` to continue from. ``bn_recalibration_batches``
+    > 0 recomputes the BatchNorm statistics on that many batches of clean
+    (unaugmented) training crops before each validation ("precise BN"): with
+    few steps and strong augmentation the running statistics of a deep net
+    (MobileNet's 27 BatchNorms) drift from clean data, and validation scores
+    collapse to a constant.
     """
 
     out_dir: str = "runs/train"
@@ -103,12 +108,13 @@ class TrainConfig:
     bf16: bool = True
     resume: str = ""
     tensorboard: bool = True
+    bn_recalibration_batches: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"[train] {name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("steps_per_epoch", "warmup_steps", "num_workers", "threads", "weight_decay"):
+        for name in ("steps_per_epoch", "warmup_steps", "num_workers", "threads", "weight_decay", "bn_recalibration_batches"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"[train] {name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
@@ -287,6 +293,23 @@ def _logmel_forward(model: torch.nn.Module) -> torch.nn.Module:
     return LogmelForward(model)
 
 
+def _recalibrate_batchnorm(model: torch.nn.Module, loader: torch.utils.data.DataLoader, n_batches: int, device: str) -> None:
+    """Replace every BatchNorm's running statistics by their plain average over *n_batches* of *loader*."""
+    import torch
+
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _, batch in zip(range(n_batches), loader):
+            model(batch["waveform"].to(device))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+
+
 def _uses_waveform_augment(config: AugmentConfig) -> bool:
     return bool(config.gain_db or config.shift_s or config.background_prob or config.reverb_prob)
 
@@ -438,6 +461,14 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
         persistent_workers=config.num_workers > 0,
         drop_last=len(sampler) >= config.batch_size,
     )
+    clean_crops = ClipDataset(train_table, sample_rate, crop_s=recipe.data.crop_s, seed=config.seed + 1)
+    recalibration_loader = torch.utils.data.DataLoader(
+        clean_crops,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed),
+        collate_fn=collate_clips,
+    )
     total_steps = config.epochs * len(loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -510,6 +541,9 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
                 progress.advance(len(waveform), loss.item())
         elapsed = time.perf_counter() - started
         if where.is_main:
+            if config.bn_recalibration_batches:
+                clean_crops.set_epoch(epoch)
+                _recalibrate_batchnorm(model, recalibration_loader, config.bn_recalibration_batches, where.device)
             metrics, _ = evaluate_model(
                 model, val_table, sample_rate=sample_rate, batch_size=config.eval_batch_size, device=where.device
             )
