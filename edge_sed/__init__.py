@@ -45,7 +45,6 @@ Backends (:mod:`edge_sed.backends`)
 Evaluation (:mod:`edge_sed.evaluation`, ``[train]`` extra)
     ``event_based_scores()``, ``segment_based_scores()`` (sed_eval, DCASE collars),
     ``psds()`` (sed_scores_eval); ``read_tsv()``/``write_tsv()`` for DCASE annotations.
-    ``tagging.tag_file()``. AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Training (:mod:`edge_sed.train`, torch)
     ``DataConfig`` and ``read_dataset()`` (ESC-50, FSDD, librosa examples, CSV
     folders, AudioSet HDF5/segment lists); ``BalancedSampler``; ``AugmentConfig``;

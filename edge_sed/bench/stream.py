@@ -114,7 +114,7 @@ class _TimedSource:
     def __init__(self, source) -> None:
         self._source = source
         self.fed: list[tuple[int, float]] = []  # (samples fed so far, wall time)
-        for name in ("name", "sample_rate", "live", "file", "counters"):
+        for name in ("name", "sample_rate", "live", "paced", "file", "counters"):
             setattr(self, name, getattr(source, name))
 
     def __iter__(self):
