@@ -65,7 +65,8 @@ def test_costs_and_scores_of_a_checkpoint_in_two_precisions(tmp_path, fixture_cs
         "mobilenet_v2", "", cost.params, cost.panns_multiply_adds)
     assert "mAP" not in zoo  # untrained: no accuracy is claimed
     assert [torch_row["precision"], onnx_row["precision"]] == ["torch-fp32", "onnx-fp32"]
-    assert torch_row["n_clips"] == onnx_row["n_clips"] == len(labels)
+    assert torch_row["eval_clips"] == onnx_row["eval_clips"] == len(labels)
+    assert torch_row["eval_fold"] == 0 and torch_row["evaluated_on"] == f"{fixture_csv.parent.name} ({len(labels)} clips)"
     assert torch_row["macs_network"] == model_cost("mobilenet_v2", num_classes=len(labels)).macs_network
     assert 0.0 < torch_row["mAP"] <= 1.0 and 0.0 <= torch_row["accuracy"] <= 1.0
     assert onnx_row["mAP"] == pytest.approx(torch_row["mAP"], abs=1e-3)
@@ -73,5 +74,16 @@ def test_costs_and_scores_of_a_checkpoint_in_two_precisions(tmp_path, fixture_cs
 
     document = read_results(result.path)
     assert document["rows"] == result.rows
-    assert document["settings"]["dataset"] == f"{fixture_csv.parent.name} ({len(labels)} clips)"
+    assert document["settings"]["dataset"] == str(fixture_csv)
     assert (tmp_path / "results" / "macs_map.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_each_checkpoint_is_scored_on_the_fold_its_training_held_out():
+    from edge_sed.bench.macs_map import _held_out_fold
+
+    trained_on_1_to_4 = {"train_config": {"data": {"val_fold": 5}}}
+    trained_on_2_to_5 = {"train_config": {"data": {"val_fold": 1}}}
+    assert _held_out_fold(MacsMapConfig(), trained_on_2_to_5) == 1
+    assert _held_out_fold(MacsMapConfig(), trained_on_1_to_4) == 5
+    assert _held_out_fold(MacsMapConfig(), {}) == 5  # e.g. an official PANNs checkpoint
+    assert _held_out_fold(MacsMapConfig(fold=3), trained_on_2_to_5) == 3  # --fold wins

@@ -86,7 +86,7 @@ def latency(
 @command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot.")
 def macs_map(
     data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold) or such a CSV [default: shared ESC-50].")] = None,
-    fold: Annotated[int, typer.Option("--fold", help="Evaluate this fold only (0: every clip).")] = 5,
+    fold: Annotated[int | None, typer.Option("--fold", help="Evaluate on this fold (0: every clip) [default: each checkpoint's held-out fold, else 5].")] = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated zoo models for the cost rows [default: the whole zoo].")] = "",
     precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated precisions.")] = ",".join(PRECISIONS),
     checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
