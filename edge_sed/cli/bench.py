@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge_sed.bench.exports import PRECISIONS
 from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
-from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, format_table
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, format_table, parse_pair
 from edge_sed.cli._app import app, command, console, err_console
 
 bench_app = typer.Typer(
@@ -33,7 +33,7 @@ ModelFileOpt = Annotated[list[str] | None, typer.Option("--model-file", help="LA
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator:
+def _progress_bar() -> Iterator[ProgressCallback]:
     """A rich progress bar on stderr, as a ``progress(done, total, description)`` callback."""
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -52,8 +52,6 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def _pairs(items: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
-    from edge_sed.bench.results import parse_pair
-
     return tuple(parse_pair(item, option) for item in items or ())
 
 
@@ -83,11 +81,11 @@ def latency(
     _report(result, LATENCY_COLUMNS)
 
 
-@command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot.")
+@command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot. Cost rows for --models (default: the whole zoo); mAP for --checkpoint and the shipped model.")
 def macs_map(
     data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold) or such a CSV [default: shared ESC-50].")] = None,
     fold: Annotated[int | None, typer.Option("--fold", help="Evaluate on this fold (0: every clip) [default: each checkpoint's held-out fold, else 5].")] = None,
-    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo models for the cost rows [default: the whole zoo].")] = "",
+    models: ModelsOpt = "",
     precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated precisions.")] = ",".join(PRECISIONS),
     checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
     shipped: ShippedOpt = True,
