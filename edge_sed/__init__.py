@@ -19,6 +19,12 @@ Events (:mod:`edge_sed.events`)
 Tracking (:mod:`edge_sed.tracker`)
     ``EventTracker`` (streaming: median filter -> hysteresis -> min duration / gap
     merge, one ``push`` per hop) and ``track_events()`` (the same over a whole score matrix).
+Soundscapes (:mod:`edge_sed.soundscape`)
+    ``load_catalog()``, ``synthesize_set()``, ``write_soundscape_set()``: real recordings
+    placed over real backgrounds with known onsets; fixed train/validation/test splits.
+Tuning and training tables (:mod:`edge_sed.tuning`, :mod:`edge_sed.training_table`)
+    ``score_recordings()`` (scores through the detect pipeline) and ``tune_rules()`` (per-class
+    rules by event F1 on validation data); ``write_training_table()`` (the splits for ``edge-sed train``).
 Sinks (:mod:`edge_sed.sinks`)
     ``open_sinks()`` parses sink specs (``terminal``, ``jsonl[:PATH]``, ``tsv[:PATH]``,
     ``mqtt://...``) into a ``SinkSet`` that isolates failing sinks; ``TerminalSink``,

@@ -1,6 +1,10 @@
 """The one loop: Source -> StreamingLogMel -> window every hop -> Backend ->
 EventTracker -> Sinks.
 
+Each log-mel frame is computed once and written into a preallocated
+:class:`FrameWindow`; every hop the last ``bundle.window_frames`` frames go to
+the backend (a waveform-input bundle gets the samples of the same stretch).
+
 ``edge-sed detect`` and ``edge-sed listen`` both call :func:`run`; they differ
 only in their sources. Time is the count of samples at the model's rate that
 the source has delivered; it becomes seconds only where an event or a status
@@ -94,6 +98,29 @@ class FrameWindow:
         return self._data[self._next : self._next + self.frames]
 
 
+class _SampleHistory:
+    """Recent samples for waveform-input models: windows of *window_samples* ending
+    at any sample the frame clock has reached (zeros before the stream's start)."""
+
+    def __init__(self, window_samples: int, lookahead: int) -> None:
+        self.window_samples = window_samples
+        self._span = window_samples + lookahead  # a frame completes *lookahead* samples after its centre
+        self._samples = np.zeros(self._span, dtype=np.float32)
+        self._start = -self._span  # stream index of self._samples[0]
+
+    def push(self, block: np.ndarray) -> None:
+        """Append a block; keep what a window ending at any frame it completes can need."""
+        joined = np.concatenate([self._samples, block])
+        keep = self._span + block.size
+        self._start += joined.size - min(keep, joined.size)
+        self._samples = joined[-keep:]
+
+    def window(self, end: int) -> np.ndarray:
+        """Samples ``[end - window_samples, end)``, shape (window_samples,)."""
+        stop = end - self._start
+        return self._samples[stop - self.window_samples : stop]
+
+
 class _Stream:
     """One source's run: frames -> windows -> scores -> events, all in sample time."""
 
@@ -109,6 +136,7 @@ class _Stream:
         self.frames = FrameWindow(self.window_frames, frontend.n_mels, 10.0 * float(np.log10(frontend.amin)))
         start_wall = datetime.now(timezone.utc) if source.paced else None
         self.tracker = EventTracker(self.labels, config.tracker, self.hop_frames * self.hop_length / self.rate, start_wall)
+        self.samples = _SampleHistory(bundle.window_samples, frontend.n_fft // 2) if bundle.input == "waveform" else None
         self.max_samples = None if config.duration_s is None else round(config.duration_s * self.rate)
         self.n_samples = 0
         self.windows = 0
@@ -124,6 +152,8 @@ class _Stream:
         self.n_samples += block.size
         self._energy += float(np.dot(block, block))
         self._energy_n += block.size
+        if self.samples is not None:
+            self.samples.push(block)
         self._frames(self.logmel.push(block))
         self._busy_s += time.perf_counter() - started
         return self.max_samples is None or self.n_samples < self.max_samples
@@ -148,7 +178,11 @@ class _Stream:
     def _score(self, last_frame: int) -> None:
         centre_frame = max(0.0, last_frame - (self.window_frames - 1) / 2)
         time_s = centre_frame * self.hop_length / self.rate
-        scores = np.asarray(self.backend(self.frames.window()), dtype=np.float32)
+        if self.samples is None:
+            features = self.frames.window()
+        else:  # the same stretch as the frames' window: samples [end - window_samples, end)
+            features = self.samples.window(last_frame * self.hop_length)
+        scores = np.asarray(self.backend(features), dtype=np.float32)
         self.windows += 1
         self.summary.windows += 1
         self._emit(self.tracker.push(scores, time_s))

@@ -28,7 +28,7 @@ STREAM = StreamConfig(window_s=1.0, hop_s=0.25)
 TRACKER = TrackerConfig(default=ClassRule(on_threshold=0.5, off_threshold=0.3, median_s=0.5, min_duration_s=0.25, max_gap_s=0.5))
 #: Windows quieter than this (dB below the clip's loudest window) are not positives.
 POSITIVE_RANGE_DB = 15.0
-STREAM_HOP_FRAMES = 25
+STREAM_HOP_FRAMES = round(STREAM.hop_s * FRONTEND.frame_rate)
 _BACKGROUND = "background_lincity_ResidentialHigh1.flac"
 _OPSET = 17
 
@@ -100,12 +100,10 @@ def bundle_metadata() -> ModelBundle:
 
 def build_bundle(path: str | Path, seed: int = 0) -> Path:
     """Fit the tagger and write it as an ONNX model bundle at *path*."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     weights, bias = _fit_logistic(*_training_set(np.random.default_rng(seed)))
     bundle = bundle_metadata()
-    frames, mels = bundle.window_frames, FRONTEND.n_mels
     nodes = [
         helper.make_node("ReduceMean", ["logmel"], ["mean"], axes=[1], keepdims=0),
         helper.make_node("ReduceMax", ["logmel"], ["max"], axes=[1], keepdims=0),
@@ -113,14 +111,50 @@ def build_bundle(path: str | Path, seed: int = 0) -> Path:
         helper.make_node("Gemm", ["stats", "W", "B"], ["logits"]),
         helper.make_node("Sigmoid", ["logits"], ["scores"]),
     ]
+    return _save_onnx(path, bundle, nodes, ["batch", bundle.window_frames, FRONTEND.n_mels], {"W": weights, "B": bias})
+
+
+#: The loudness model's score is 0.5 at this mean square (about -25 dBFS) ...
+LOUD_MEAN_SQUARE = 0.003
+#: ... and moves by this much per unit of natural log of the mean square.
+LOUD_SLOPE = 4.0
+
+
+def loudness_score(window: np.ndarray) -> float:
+    """What the waveform bundle computes for one window, in numpy."""
+    mean_square = float(np.mean(window.astype(np.float64) ** 2)) + 1e-10
+    return float(1 / (1 + np.exp(-LOUD_SLOPE * (np.log(mean_square) - np.log(LOUD_MEAN_SQUARE)))))
+
+
+def build_loudness_bundle(path: str | Path) -> Path:
+    """A waveform-input bundle (front end in the graph): one class, ``loud``, from the
+    window's mean square. Checks that waveform windows line up with the frame clock."""
+    from onnx import helper
+
+    bundle = dataclasses.replace(bundle_metadata(), name="test-loudness-16k", labels=("loud",), input="waveform")
+    nodes = [
+        helper.make_node("Mul", ["waveform", "waveform"], ["squares"]),
+        helper.make_node("ReduceMean", ["squares"], ["mean_square"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["mean_square", "eps"], ["floored"]),
+        helper.make_node("Log", ["floored"], ["log_ms"]),
+        helper.make_node("Sub", ["log_ms", "log_ref"], ["centred"]),
+        helper.make_node("Mul", ["centred", "slope"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["scores"]),
+    ]
+    constants = {"eps": np.float32(1e-10), "log_ref": np.float32(np.log(LOUD_MEAN_SQUARE)), "slope": np.float32(LOUD_SLOPE)}
+    return _save_onnx(path, bundle, nodes, ["batch", bundle.window_samples], constants)
+
+
+def _save_onnx(path: str | Path, bundle: ModelBundle, nodes: list, input_shape: list, constants: dict) -> Path:
+    """Write *nodes* as an ONNX graph from input ``bundle.input`` to ``scores``, with the bundle's metadata."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     graph = helper.make_graph(
-        nodes, "logreg_tagger",
-        [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", frames, mels])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", len(LABELS)])],
-        initializer=[
-            numpy_helper.from_array(weights, "W"),
-            numpy_helper.from_array(bias, "B"),
-        ],
+        nodes, bundle.name,
+        [helper.make_tensor_value_info(bundle.input, TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", len(bundle.labels)])],
+        initializer=[numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
     model.ir_version = 8

@@ -113,6 +113,16 @@ def test_unknown_or_ambiguous_device_lists_the_inputs(pulse, test_bundle, device
     assert stderr.startswith(message) and stderr.count("\n") == 1, stderr
 
 
+def test_listen_stops_after_duration(pulse, test_bundle, tmp_path) -> None:
+    out = tmp_path / "short.jsonl"
+    listen = _edge_sed("listen", "--device", "pulse", "--duration", "1.5", "--model", str(test_bundle),
+                       "--sink", f"jsonl:{out}")
+    _, stderr = listen.communicate(timeout=60)
+    assert listen.returncode == 0, stderr
+    assert stderr.splitlines()[-1].startswith("done: 1.5 s of audio; 3 windows; 0 events")
+    assert out.read_text() == ""
+
+
 def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path) -> None:
     detected = _edge_sed("detect", str(scene), "--model", str(test_bundle)).communicate(timeout=60)[0]
     expected = [json.loads(line) for line in detected.splitlines() if '"kind": "event"' in line]

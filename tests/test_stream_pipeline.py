@@ -171,3 +171,18 @@ def test_live_nonfinite_blocks_become_silence_and_are_counted() -> None:
     assert counters == Counter(nonfinite_blocks=1, clipped_blocks=1)
     with pytest.raises(AudioInputError, match=r"^'f.wav' contains NaN/Inf samples; re-export"):
         _Conditioner("f.wav", 16000, 16000, live=False, counters=Counter())(np.full((4, 1), np.inf, np.float32))
+
+
+def test_waveform_input_models_get_the_same_stretch_as_the_frames(scene, tmp_path) -> None:
+    from bundles import build_loudness_bundle, loudness_score
+
+    backend = OnnxBackend(build_loudness_bundle(tmp_path / "loudness.onnx"))
+    samples, _ = sf.read(scene, dtype="float32")
+    for block_frames in (1280, 4096):
+        sinks, summary = _detect(scene, backend, block_frames=block_frames)
+        assert summary.windows == 1 + (SCENE_FRAMES - 101) // 25
+        for status in sinks.statuses:  # the window ends at the status time
+            end = round(status.time_s * 16000)
+            assert status.scores[0] == pytest.approx(loudness_score(samples[end - 16000 : end]), abs=1e-4)
+        (label, onset, offset), *_ = sinks.finished()
+        assert label == "loud" and abs(onset - PLACEMENTS[0][1]) <= ONSET_TOLERANCE_S

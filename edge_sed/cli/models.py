@@ -44,9 +44,9 @@ def tag(
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result)))
         return
-    console.print(f"{result.file}", highlight=False)
+    console.print(result.file, highlight=False, markup=False, soft_wrap=True)
     for label, score in result.top(top):
-        console.print(f"  {score:6.3f}  {label}", highlight=False)
+        console.print(f"  {score:6.3f}  {label}", highlight=False, markup=False, soft_wrap=True)
 
 
 @models_app.callback(invoke_without_command=True)

@@ -182,7 +182,7 @@ def _edge_sed_metadata(data: dict[str, Any], source: str) -> tuple[str, int, lis
     return str(data["architecture"]), num_classes, labels, frontend
 
 
-def load_checkpoint(path: str | Path, *, architecture: str | None = None) -> LoadedCheckpoint:
+def load_checkpoint(path: str | Path, *, architecture: str | None = None, conv_stft: bool | None = None) -> LoadedCheckpoint:
     """Load a PANNs or edge-sed checkpoint into a zoo model in eval mode.
 
     Parameters
@@ -191,6 +191,10 @@ def load_checkpoint(path: str | Path, *, architecture: str | None = None) -> Loa
     architecture : str, optional
         A registry name; default: the checkpoint's own, or inferred from the
         state_dict's keys and shapes for PANNs files.
+    conv_stft : bool, optional
+        Compute the spectrogram as PANNs does (float32 conv with the stored
+        kernels) instead of :func:`torch.stft`; default: for PANNs files only, so
+        they give the official code's scores.
     """
     path = Path(path)
     data = _read(path)
@@ -210,4 +214,5 @@ def load_checkpoint(path: str | Path, *, architecture: str | None = None) -> Loa
         raise ModelError(f"checkpoint {str(path)!r} does not fit model {architecture!r}: {problem}")
     model = build_model(architecture, num_classes=num_classes, frontend=frontend)
     model.load_state_dict(state, strict=True)
+    model.spectrogram_extractor.conv_stft = ("architecture" not in data) if conv_stft is None else conv_stft
     return LoadedCheckpoint(model=model.eval(), architecture=architecture, labels=labels, frontend=frontend, info=info)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge_sed.config import FrontendConfig
@@ -62,19 +63,29 @@ class _StftKernels(nn.Module):
 class PowerSpectrogram(nn.Module):
     """Waveform (batch, n_samples) -> power spectrogram (batch, frames, n_fft // 2 + 1).
 
-    The FFT runs in float64, as in the numpy front end: float32 FFTs differ from
-    each other by up to 0.03 dB in bins far below a frame's peak.
+    By default :func:`torch.stft` in float64, as in the numpy front end: float32
+    FFTs differ from each other by up to 0.03 dB in bins far below a frame's peak.
+    With ``conv_stft`` it runs PANNs' own computation instead, a float32 conv1d
+    with the stored kernels (10x slower): official checkpoints then give the
+    official code's scores to float rounding, even where a random or hot model's
+    ``bn0`` magnifies the float32 noise of those far-down bins.
     """
 
-    def __init__(self, config: FrontendConfig) -> None:
+    def __init__(self, config: FrontendConfig, *, conv_stft: bool = False) -> None:
         super().__init__()
         self.n_fft = config.n_fft
         self.hop_length = config.hop_length
+        self.conv_stft = conv_stft
         self.stft = _StftKernels(config)
         window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float64)
         self.register_buffer("window", window, persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.conv_stft:
+            padded = F.pad(waveform[:, None, :], (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+            real = F.conv1d(padded, self.stft.conv_real.weight, stride=self.hop_length)
+            imag = F.conv1d(padded, self.stft.conv_imag.weight, stride=self.hop_length)
+            return (real**2 + imag**2).transpose(1, 2)
         spectrum = torch.stft(
             waveform.to(torch.float64),
             n_fft=self.n_fft,
@@ -102,14 +113,15 @@ class MelScale(nn.Module):
 class TorchLogMel(nn.Module):
     """Waveform (batch, n_samples) -> log-mel (batch, 1 + n_samples // hop_length, n_mels).
 
-    The same definition as the numpy :class:`edge_sed.frontend.LogMel`.
+    The same definition as the numpy :class:`edge_sed.frontend.LogMel`;
+    ``conv_stft=True`` computes it as PANNs does (see :class:`PowerSpectrogram`).
     Models register the two children under the same names at their top level.
     """
 
-    def __init__(self, config: FrontendConfig) -> None:
+    def __init__(self, config: FrontendConfig, *, conv_stft: bool = False) -> None:
         super().__init__()
         self.config = config
-        self.spectrogram_extractor = PowerSpectrogram(config)
+        self.spectrogram_extractor = PowerSpectrogram(config, conv_stft=conv_stft)
         self.logmel_extractor = MelScale(config)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
