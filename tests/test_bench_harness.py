@@ -130,3 +130,17 @@ def test_cli_bad_threads_is_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("error: invalid thread count '0'")
     assert "Traceback" not in result.output
+
+
+def test_calibration_clips_never_come_from_the_evaluated_fold(tmp_path):
+    import csv
+
+    from edge_sed.bench.exports import CALIBRATION_CLIPS_PER_CLASS, calibration_csv
+
+    metadata = tmp_path / "metadata.csv"
+    rows = [(f"audio/{fold}-{i}-{label}.flac", label, fold) for fold in (1, 2, 5) for label in ("dog", "rain") for i in range(3)]
+    metadata.write_text("filename,label,fold\n" + "".join(f"{name},{label},{fold}\n" for name, label, fold in rows))
+    kept = list(csv.DictReader(calibration_csv(metadata, tmp_path / "work", held_out_fold=1).open()))
+
+    assert [row["label"] for row in kept] == ["dog"] * CALIBRATION_CLIPS_PER_CLASS + ["rain"] * CALIBRATION_CLIPS_PER_CLASS
+    assert all("/2-" in row["filename"] and row["filename"].startswith(str(tmp_path)) for row in kept)
