@@ -134,7 +134,7 @@ class _Stream:
         self.window_frames = bundle.window_frames
         self.logmel = StreamingLogMel(frontend)
         self.frames = FrameWindow(self.window_frames, frontend.n_mels, 10.0 * float(np.log10(frontend.amin)))
-        start_wall = datetime.now(timezone.utc) if source.paced else None
+        start_wall = datetime.now(timezone.utc) if getattr(source, "paced", source.live) else None  # see Source.paced
         self.tracker = EventTracker(self.labels, config.tracker, self.hop_frames * self.hop_length / self.rate, start_wall)
         self.samples = _SampleHistory(bundle.window_samples, frontend.n_fft // 2) if bundle.input == "waveform" else None
         self.max_samples = None if config.duration_s is None else round(config.duration_s * self.rate)

@@ -59,7 +59,7 @@ class Source(Protocol):
     name: str
     sample_rate: int
     live: bool  # NaN/Inf blocks become counted silence (else they are an error)
-    paced: bool  # blocks arrive in real time (events then carry wall-clock stamps)
+    paced: bool  # blocks arrive in real time (events then carry wall-clock stamps); optional, default: live
     file: str | None
     counters: Counter[str]
 
