@@ -38,7 +38,8 @@ Model zoo, torch only (:mod:`edge_sed.models`)
     frame-wise and strided variants), ``frontend.TorchLogMel`` (the torch log-mel twin),
     ``checkpoint.load_checkpoint()`` / ``save_checkpoint()`` (PANNs' and edge-sed's files),
     ``tagging.tag_file()``, ``macs.model_cost()`` (parameters, MACs, PANNs' multiply-adds),
-    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable).
+    ``reparam.to_strided()`` (PANNs MobileNet -> equal strided layout, BN foldable),
+    ``fetch.fetch_checkpoint()`` (official Zenodo files, checksum-verified; no torch).
     AudioSet's labels: ``edge_sed.labels.audioset_labels()``.
 Benchmarks (:mod:`edge_sed.bench`, behind ``edge-sed bench``)
     ``latency.run_latency_benchmark()``, ``macs_map.run_macs_map()``, ``stream``:

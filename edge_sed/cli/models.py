@@ -16,7 +16,7 @@ from rich.table import Table
 from edge_sed.cli._app import app, command, console, handle_errors
 from edge_sed.errors import ConfigError, require
 
-__all__ = ["models_app", "list_models", "tag"]
+__all__ = ["models_app", "list_models", "fetch", "tag"]
 
 models_app = typer.Typer(help="The model zoo: list it with costs, fetch official checkpoints.")
 app.add_typer(models_app, name="models")
@@ -77,3 +77,17 @@ def list_models(
         table.add_row(cost.name, f"{cost.params:,}", f"{cost.macs_network / 1e9:.3f}",
                       f"{cost.macs_frontend / 1e9:.3f}", f"{cost.panns_multiply_adds / 1e9:.3f}")
     console.print(table)
+
+
+@command("fetch", target=models_app, help="Download an official PANNs checkpoint (Zenodo) and verify its checksum.")
+def fetch(
+    name: Annotated[str, typer.Argument(help="Registry name, e.g. mobilenet_v1, cnn14_16k.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the .pth file.")] = Path("."),
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected SHA-256 (overrides the built-in one).")] = None,
+    base_url: Annotated[str, typer.Option("--base-url", help="Mirror of the Zenodo files folder.")] = "",
+) -> None:
+    from edge_sed.models.fetch import ZENODO_FILES_URL, fetch_checkpoint
+
+    result = fetch_checkpoint(name, output_dir, base_url=base_url or ZENODO_FILES_URL, expected_sha256=sha256)
+    checked = ", ".join(result.verified) or "no checksum known: compare it yourself"
+    console.print(f"{result.path}  sha256 {result.sha256}  (verified: {checked})", highlight=False, markup=False, soft_wrap=True)
