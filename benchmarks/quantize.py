@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--max-windows", type=int, default=256)
     parser.add_argument("--latency-runs", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--describe", default="", help="how the checkpoint was made (kept in the JSON)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,6 +66,7 @@ def main() -> None:
     print(format_report(report))
     result = {
         "checkpoint": str(args.checkpoint),
+        "checkpoint_description": args.describe,
         "architecture": exported.bundle.architecture,
         "export_max_abs_diff": exported.max_abs_diff,
         "calibration_windows": int(len(windows)),

@@ -52,13 +52,14 @@ class ModelRow:
     runtime: str
     size_bytes: int
     latency_ms: float
+    latency_min_ms: float
     accuracy: float | None
     mean_average_precision: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """A candidate against the reference (the first model): clip-level scores."""
+    """One model against an earlier one in the list (every pair): clip-level scores."""
 
     reference: str
     candidate: str
@@ -111,7 +112,8 @@ def _clip_scores(backends: Sequence[Backend], clips: Sequence[Clip]) -> tuple[li
     return [np.stack(rows) for rows in scores], n_windows
 
 
-def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> list[float]:
+def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> list[tuple[float, float]]:
+    """(median, min) milliseconds per window for each backend, interleaved run by run."""
     for backend in backends:  # warm up
         for _ in range(10):
             backend(window)
@@ -121,7 +123,7 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
             start = time.perf_counter()
             backend(window)
             times[run, index] = time.perf_counter() - start
-    return [float(ms) for ms in np.median(times, axis=0) * 1e3]
+    return [(float(median), float(least)) for median, least in zip(np.median(times, axis=0) * 1e3, times.min(axis=0) * 1e3)]
 
 
 def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -> tuple[float | None, float | None]:
@@ -168,7 +170,7 @@ def compare_models(
     note: str = "",
     latency_runs: int = 300,
 ) -> QuantizeReport:
-    """Measure *models* (the first is the reference, usually fp32) on the same clips.
+    """Measure *models* (the first is usually fp32) on the same clips, and compare every pair.
 
     Parameters
     ----------
@@ -195,25 +197,14 @@ def compare_models(
                 precision=backend.bundle.precision,
                 runtime=type(backend).__name__.removesuffix("Backend"),
                 size_bytes=Path(path).stat().st_size,
-                latency_ms=latency,
+                latency_ms=latency[0],
+                latency_min_ms=latency[1],
                 accuracy=accuracy,
                 mean_average_precision=mean_ap,
             )
         )
-    reference = rows[0]
     agreements = tuple(
-        Agreement(
-            reference=reference.path,
-            candidate=row.path,
-            top1_agreement=float(np.mean(scores[0].argmax(axis=1) == model_scores.argmax(axis=1))),
-            max_abs_diff=float(np.abs(model_scores - scores[0]).max()),
-            mean_abs_diff=float(np.abs(model_scores - scores[0]).mean()),
-            size_ratio=row.size_bytes / reference.size_bytes,
-            latency_ratio=row.latency_ms / reference.latency_ms,
-            accuracy_drop_relative=_relative_drop(reference.accuracy, row.accuracy),
-            map_drop_relative=_relative_drop(reference.mean_average_precision, row.mean_average_precision),
-        )
-        for row, model_scores in zip(rows[1:], scores[1:])
+        _agreement(rows[i], rows[j], scores[i], scores[j]) for i in range(len(rows)) for j in range(i + 1, len(rows))
     )
     return QuantizeReport(
         clips=clips_description,
@@ -227,6 +218,21 @@ def compare_models(
     )
 
 
+def _agreement(reference: ModelRow, candidate: ModelRow, reference_scores: np.ndarray, scores: np.ndarray) -> Agreement:
+    difference = np.abs(scores - reference_scores)
+    return Agreement(
+        reference=reference.path,
+        candidate=candidate.path,
+        top1_agreement=float(np.mean(reference_scores.argmax(axis=1) == scores.argmax(axis=1))),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        size_ratio=candidate.size_bytes / reference.size_bytes,
+        latency_ratio=candidate.latency_ms / reference.latency_ms,
+        accuracy_drop_relative=_relative_drop(reference.accuracy, candidate.accuracy),
+        map_drop_relative=_relative_drop(reference.mean_average_precision, candidate.mean_average_precision),
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -235,12 +241,12 @@ def format_report(report: QuantizeReport) -> str:
     """The report as a plain-text table (what the CLI prints)."""
     lines = [
         f"clips: {report.clips or 'n/a'} ({report.n_clips} clips, {report.n_windows} windows)",
-        f"{'model':<44} {'precision':<9} {'runtime':<8} {'size':>10} {'ms/window':>10} {'accuracy':>9} {'mAP':>7}",
+        f"{'model':<44} {'precision':<9} {'runtime':<8} {'size':>10} {'ms/window':>10} {'min ms':>7} {'accuracy':>9} {'mAP':>7}",
     ]
     for row in report.models:
         lines.append(
             f"{Path(row.path).name:<44} {row.precision:<9} {row.runtime:<8} {row.size_bytes / 1024:>8.1f}kB "
-            f"{row.latency_ms:>10.3f} {_fmt(row.accuracy, '.4f'):>9} {_fmt(row.mean_average_precision, '.4f'):>7}"
+            f"{row.latency_ms:>10.3f} {row.latency_min_ms:>7.3f} {_fmt(row.accuracy, '.4f'):>9} {_fmt(row.mean_average_precision, '.4f'):>7}"
         )
     for agreement in report.agreements:
         lines.append(
@@ -249,7 +255,7 @@ def format_report(report: QuantizeReport) -> str:
             f"mean {agreement.mean_abs_diff:.5f}, size x{agreement.size_ratio:.3f}, latency x{agreement.latency_ratio:.3f}, "
             f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}, mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
         )
-    lines.append(f"latency: median of {report.latency_runs} single-window runs, {report.threads} thread")
+    lines.append(f"latency: median (and min) of {report.latency_runs} single-window runs, {report.threads} thread")
     if report.note:
         lines.append(f"note: {report.note}")
     return "\n".join(lines)
