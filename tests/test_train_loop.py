@@ -3,6 +3,7 @@ distilled student, resume, evaluate, the CLI's one-line config errors and a 2-pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -94,7 +95,9 @@ def test_teacher_logits_lookup_by_key_and_crop(tmp_path: Path) -> None:
     )
     cache.save(tmp_path)
     loaded = TeacherLogits.load(tmp_path)
-    logits, weight = loaded.lookup(["b", "a", "zz", "b"], np.array([1, 2, 0, 9]))
+    clips = loaded.rows_for(["b", "a", "zz", "b"])
+    assert clips.tolist() == [1, 0, -1, 1]
+    logits, weight = loaded.lookup(clips, np.array([1, 2, 0, 9]))
     assert logits.tolist() == [[8, 9], [4, 5], [0, 0], [8, 9]]
     assert weight.tolist() == [1, 1, 0, 1]
 
@@ -138,6 +141,14 @@ def test_tiny_teacher_then_student_end_to_end(tiny_recipe: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert '"clips": 2' in result.output and '"accuracy"' in result.output
 
+    wider = tmp_path / "wider"  # one more label than the model knows: its clips are left out
+    wider.mkdir()
+    rows = (tmp_path / "metadata.csv").read_text().splitlines()
+    (wider / "metadata.csv").write_text("\n".join([*rows, rows[1].replace(",dog,", ",cat,")]) + "\n")
+    result = CliRunner().invoke(app, ["evaluate", str(teacher.best_checkpoint), str(wider), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"clips": 4' in result.output
+
 
 def test_unknown_config_key_is_one_cli_line(tiny_recipe: Path) -> None:
     broken = tiny_recipe.read_text().replace("epochs = 1", "epoch = 1")
@@ -178,3 +189,26 @@ def test_ddp_two_cpu_processes_on_gloo(tiny_recipe: Path, tmp_path: Path) -> Non
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and math.isfinite(float(rows[1].split(",")[1]))
     assert torch.load(out / "best.pt", weights_only=True)["labels"] == ["clapping", "dog", "rain", "siren"]
+
+
+def test_fine_tuning_takes_every_weight_but_the_head_from_a_panns_file(tmp_path: Path) -> None:
+    from edge_sed.config import FrontendConfig
+    from edge_sed.errors import ModelError
+    from edge_sed.models.registry import build_model
+    from edge_sed.train.loop import ModelConfig, _build_model
+
+    official = build_model("mobilenet_v1")  # PANNs' layout: 32 kHz front end, 527 classes
+    path = tmp_path / "MobileNetV1_mAP=0.389.pth"
+    torch.save({"model": official.state_dict(), "iteration": 0}, path)
+    edge = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, fmin=50.0, fmax=7500.0)
+    recipe = load_recipe({"model": {"architecture": "mobilenet_v1", "init_checkpoint": str(path)}, "data": {"root": "x"}})
+    recipe = dataclasses.replace(recipe, frontend=edge)
+    model = _build_model(recipe, 4)
+    source, tuned = official.state_dict(), model.state_dict()
+    assert tuned["fc_audioset.weight"].shape == (4, 1024)
+    assert torch.equal(tuned["features.3.0.weight"], source["features.3.0.weight"])
+    assert torch.equal(tuned["fc1.weight"], source["fc1.weight"])
+    assert tuned["spectrogram_extractor.stft.conv_real.weight"].shape[0] == 257  # the 16 kHz front end stays
+    wrong = dataclasses.replace(recipe, model=ModelConfig("cnn6", str(path)))
+    with pytest.raises(ModelError, match="does not fit this architecture"):
+        _build_model(wrong, 4)

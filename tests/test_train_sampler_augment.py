@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_sed.train.augment import AugmentConfig, WaveformAugment, mixup, spec_augment, synthetic_rir
+from edge_sed.train.loop import load_recipe
 from edge_sed.train.metrics import average_precision, d_prime, roc_auc, tagging_metrics
 from edge_sed.train.sampler import BalancedSampler
 
@@ -95,3 +98,17 @@ def test_metrics_match_hand_computations() -> None:
     metrics = tagging_metrics(np.eye(3)[[0, 1, 2, 0]], np.eye(3)[[0, 1, 1, 0]] * 0.8 + 0.1, multi_label=False)
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert np.isnan(average_precision(np.zeros(3), np.ones(3)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    epochs=st.integers(min_value=1, max_value=10_000),
+    lr=st.floats(min_value=1e-6, max_value=1.0, allow_nan=False),
+    out=st.text(alphabet="abcXYZ019_-./", min_size=1, max_size=20),
+)
+def test_recipe_overrides_parse_toml_values_and_bare_strings(epochs: int, lr: float, out: str) -> None:
+    base = {"data": {"kind": "esc50", "root": "x"}}
+    recipe = load_recipe(base, [f"train.epochs={epochs}", f"train.lr={lr!r}", f"train.out_dir={out}"])
+    assert recipe.train.epochs == epochs
+    assert recipe.train.lr == pytest.approx(lr)
+    assert recipe.train.out_dir == out  # a string field keeps bare text, even "0b1" or "10"

@@ -332,11 +332,13 @@ def read_csv_dataset(
 
 
 def _read_sources_note(root: Path) -> str:
-    """The first line of the folder's SOURCES.md/README (its provenance and license note), if any."""
+    """The title and license lines of the folder's SOURCES.md/README (its provenance note), if any."""
     for name in ("SOURCES.md", "README.md"):
         note = root / name
         if note.is_file():
-            return note.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+            lines = note.read_text(encoding="utf-8").splitlines()
+            licenses = [line.strip() for line in lines if "license" in line.lower() and line.lstrip().startswith("**")]
+            return " ".join([lines[0].lstrip("# ").strip(), *licenses[:1]])
     return ""
 
 

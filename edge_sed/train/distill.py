@@ -107,17 +107,30 @@ class TeacherLogits:
         keys, offsets, counts = index.pop("keys"), index.pop("offsets"), index.pop("counts")
         return cls(np.load(folder / LOGITS_FILE), tuple(keys), np.array(offsets), np.array(counts), index)
 
-    def lookup(self, keys: list[str], crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Teacher logits of (clip, crop) pairs: (logits shape (batch, classes), weight shape (batch,) 1 or 0)."""
+    def rows_for(self, keys: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Each key's clip number in this cache, shape (len(keys),), int; -1 where the teacher has no entry."""
         row_of = {key: i for i, key in enumerate(self.keys)}
-        logits = np.zeros((len(keys), self.logits.shape[1]), dtype=np.float32)
-        weight = np.zeros(len(keys), dtype=np.float32)
-        for j, (key, crop) in enumerate(zip(keys, crops)):
-            i = row_of.get(key)
-            if i is not None:
-                logits[j] = self.logits[self.offsets[i] + min(int(crop), self.counts[i] - 1)]
-                weight[j] = 1.0
-        return logits, weight
+        return np.array([row_of.get(key, -1) for key in keys], dtype=np.int64)
+
+    def lookup(self, clips: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Teacher logits of (clip, crop) pairs.
+
+        Parameters
+        ----------
+        clips : ndarray, shape (batch,), from :meth:`rows_for` (-1: no entry)
+        crops : ndarray, shape (batch,), the crop's position on the grid (0 for clip-level logits)
+
+        Returns
+        -------
+        logits : ndarray, shape (batch, classes), float32 (zeros where there is no entry)
+        weight : ndarray, shape (batch,), float32, 1 where there is an entry, else 0
+        """
+        clips, crops = np.asarray(clips), np.asarray(crops)
+        known = clips >= 0
+        safe = np.where(known, clips, 0)
+        rows = self.offsets[safe] + np.minimum(crops, self.counts[safe] - 1)
+        logits = np.where(known[:, None], self.logits[rows], 0.0).astype(np.float32)
+        return logits, known.astype(np.float32)
 
 
 def compute_teacher_logits(

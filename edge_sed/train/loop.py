@@ -152,12 +152,13 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _parse_value(text: str) -> Any:
-    """A TOML value (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``), or the bare text as a string."""
+def _parse_value(text: str, field_type: str) -> Any:
+    """A TOML value (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``); bare text for string fields."""
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    return text if field_type == "str" and not isinstance(value, str) else value
 
 
 def load_recipe(path: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> Recipe:
@@ -172,7 +173,8 @@ def load_recipe(path: str | Path | Mapping[str, Any], overrides: Sequence[str] =
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"override {override!r} is not section.key=value (e.g. train.epochs=3)")
-        sections.setdefault(section, {})[name] = _parse_value(text.strip())
+        types = {f.name: str(f.type) for f in dataclasses.fields(_SECTIONS[section])} if section in _SECTIONS else {}
+        sections.setdefault(section, {})[name] = _parse_value(text.strip(), types.get(name, ""))
     unknown = [name for name in sections if name not in _SECTIONS]
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]; valid sections: {', '.join(_SECTIONS)}")
@@ -348,13 +350,18 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Metrics of a checkpoint on a dataset (one fold of it, or all clips when *fold* is None).
 
-    The data's labels must be a subset of the checkpoint's; targets are laid
-    out in the checkpoint's label order.
+    Clips of labels the checkpoint does not know are left out (a model trained
+    on ESC-10 is evaluated on those 10 classes of ESC-50); targets are laid out
+    in the checkpoint's label order.
     """
     from edge_sed.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     table = read_dataset(data)
+    shared = tuple(label for label in table.labels if label in loaded.labels)
+    if shared and len(shared) < len(table.labels):
+        log.info("evaluating on the %d of %d data labels the checkpoint knows", len(shared), len(table.labels))
+        table = read_dataset(dataclasses.replace(data, classes=shared))
     if fold is not None:
         table = table.split(fold)[1]
     table = table.with_labels(tuple(loaded.labels))
@@ -407,6 +414,37 @@ def _save(path: Path, model: torch.nn.Module, table: ClipTable, recipe: Recipe, 
     )
 
 
+def _batch_loss(
+    batch: dict[str, Any],
+    model: torch.nn.Module,
+    forward: torch.nn.Module,
+    recipe: Recipe,
+    teacher: TeacherLogits | None,
+    teacher_rows: np.ndarray,
+    rng: np.random.Generator,
+    device: str,
+    use_bf16: bool,
+) -> torch.Tensor:
+    """Front end, SpecAugment and mixup (labels and teacher soft targets alike), forward, loss."""
+    import torch
+
+    targets = [batch["target"].to(device)]
+    weight = None
+    kd_lambda, temperature = (recipe.distill.kd_lambda, recipe.distill.temperature) if recipe.distill else (1.0, 1.0)
+    if teacher is not None:
+        teacher_logits, teacher_weight = teacher.lookup(teacher_rows[batch["index"].numpy()], batch["crop"].numpy())
+        targets.append(torch.sigmoid(torch.from_numpy(teacher_logits).to(device) / temperature))
+        weight = torch.from_numpy(teacher_weight).to(device)
+    with torch.no_grad():
+        logmel = spec_augment(model.logmel(batch["waveform"].to(device, non_blocking=True)), recipe.augment, rng)
+        if recipe.augment.mixup_alpha:
+            logmel, targets = mixup(logmel, targets, recipe.augment.mixup_alpha, rng)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        logits = forward(logmel)["logits"].float()
+    soft_target = targets[1] if teacher is not None else None
+    return distillation_loss(logits, targets[0], soft_target, weight, kd_lambda=kd_lambda, temperature=temperature)
+
+
 def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResult:
     """Train the recipe's model (a teacher, or a student when ``recipe.distill`` is set).
 
@@ -438,6 +476,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             cached_teacher_logits(recipe.distill, train_table, crop_s=recipe.data.crop_s, folder=cache, device=where.device)
         _barrier(where)
         teacher = TeacherLogits.load(cache)
+    teacher_rows = teacher.rows_for(train_table.keys) if teacher is not None else np.zeros(0, dtype=np.int64)
 
     augment = WaveformAugment(recipe.augment, sample_rate) if _uses_waveform_augment(recipe.augment) else None
     dataset = ClipDataset(
@@ -458,7 +497,7 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
         sampler=sampler,
         num_workers=config.num_workers,
         collate_fn=collate_clips,
-        persistent_workers=config.num_workers > 0,
+        # no persistent workers: each epoch's workers get the dataset with its new epoch (new crops)
         drop_last=len(sampler) >= config.batch_size,
     )
     clean_crops = ClipDataset(train_table, sample_rate, crop_s=recipe.data.crop_s, seed=config.seed + 1)
@@ -491,10 +530,9 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
     if where.world_size > 1:
         forward = torch.nn.parallel.DistributedDataParallel(forward)
     use_bf16 = config.bf16 and where.device.startswith("cuda")
+    torch.backends.cudnn.benchmark = where.device.startswith("cuda")  # fixed crop length: pick the fastest kernels
     rng = np.random.default_rng((config.seed, where.rank))
     run_log = _RunLog(out_dir, config.tensorboard) if where.is_main else None
-    kd_lambda = recipe.distill.kd_lambda if recipe.distill else 1.0
-    temperature = recipe.distill.temperature if recipe.distill else 1.0
 
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
@@ -505,40 +543,17 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
             progress.begin(f"epoch {epoch + 1}/{config.epochs}", len(loader) * config.batch_size)
         for batch in loader:
             log.debug("rank %d epoch %d clips %s", where.rank, epoch, batch["index"].tolist())
-            waveform = batch["waveform"].to(where.device, non_blocking=True)
-            target = batch["target"].to(where.device)
-            targets = [target]
-            weight = None
-            if teacher is not None:
-                keys = [train_table.keys[i] for i in batch["index"].tolist()]
-                teacher_logits, teacher_weight = teacher.lookup(keys, batch["crop"].numpy())
-                targets.append(torch.sigmoid(torch.from_numpy(teacher_logits).to(where.device) / temperature))
-                weight = torch.from_numpy(teacher_weight).to(where.device)
-            with torch.no_grad():
-                logmel = model.logmel(waveform)
-                logmel = spec_augment(logmel, recipe.augment, rng)
-                if recipe.augment.mixup_alpha:
-                    logmel, targets = mixup(logmel, targets, recipe.augment.mixup_alpha, rng)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = forward(logmel)["logits"].float()
-            loss = distillation_loss(
-                logits,
-                targets[0],
-                targets[1] if teacher is not None else None,
-                weight,
-                kd_lambda=kd_lambda,
-                temperature=temperature,
-            )
+            loss = _batch_loss(batch, model, forward, recipe, teacher, teacher_rows, rng, where.device, use_bf16)
             if not torch.isfinite(loss):
                 raise ModelError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}; lower [train] lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            seen += len(waveform)
-            loss_sum += loss.item() * len(waveform)
+            seen += len(batch["index"])
+            loss_sum += loss.item() * len(batch["index"])
             if progress and where.is_main:
-                progress.advance(len(waveform), loss.item())
+                progress.advance(len(batch["index"]), loss.item())
         elapsed = time.perf_counter() - started
         if where.is_main:
             if config.bn_recalibration_batches:
