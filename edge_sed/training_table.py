@@ -29,6 +29,12 @@ __all__ = ["VALIDATION_FOLD", "TEST_FOLD", "write_training_table"]
 
 log = logging.getLogger(__name__)
 
+#: The first line of the table's SOURCES.md, which training copies into checkpoints' provenance.
+SOURCES_NOTE = (
+    "edge-sed training table from shared/data, splits of edge_sed.soundscape (test split held out): "
+    "ESC-50 (CC BY-NC 3.0; ESC-10 subset CC BY 3.0), FSDD speech (CC BY-SA 4.0), "
+    "librosa examples: LibriSpeech speech (CC BY 4.0) and music (CC BY 3.0, public domain, CC BY-NC)"
+)
 #: Folds of the written tables (train sources keep ESC-50's folds 1-3, others are spread over them).
 TRAIN_FOLDS = (1, 2, 3)
 VALIDATION_FOLD = 4
@@ -62,7 +68,7 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
 
 
 def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
-    """Write ``clips/`` and ``metadata.csv`` (train + validation), ``test/`` and ``backgrounds/``.
+    """Write ``clips/`` and ``metadata.csv`` (train + validation), ``test/``, ``backgrounds/`` and ``SOURCES.md``.
 
     Returns the path of ``metadata.csv``.
     """
@@ -83,6 +89,7 @@ def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
         sf.write(folder / name, audio, SAMPLE_RATE, subtype="PCM_16")
         rows.append((name, source.label, _fold(source, index)))
     (out / "test").mkdir(parents=True, exist_ok=True)
+    (out / "SOURCES.md").write_text(SOURCES_NOTE + "\n", encoding="utf-8")
     _write_csv(out / "metadata.csv", trainval)
     _write_csv(out / "test" / "metadata.csv", test)
     beds = out / "backgrounds"

@@ -31,3 +31,4 @@ def test_test_split_goes_only_to_its_own_folder(tmp_path) -> None:
     assert [r["filename"] for r in csv.DictReader((tmp_path / "test" / "metadata.csv").open())] == [str(dog.resolve())]
     assert sf.info(str(tmp_path / rows[1]["filename"])).duration > 0.5
     assert [p.name for p in (tmp_path / "backgrounds").iterdir()] == ["background_lincity_ResidentialHigh1.flac"]
+    assert "ESC-50 (CC BY-NC 3.0" in (tmp_path / "SOURCES.md").read_text()

@@ -1,0 +1,87 @@
+"""Measure the shipped default model: held-out clip accuracy/mAP (fp32 vs int8),
+event-based F1 on held-out test soundscapes and on the demo, size and latency.
+
+    python benchmarks/default_model.py \\
+        --fp32 runs/default/default.fp32.onnx --int8 edge_sed/assets/default.onnx \\
+        --clips runs/default/table/test/metadata.csv --soundscapes runs/default/test_scapes/annotations.tsv
+
+Everything measured here is held out: the test split of ``edge_sed.soundscape``
+(ESC-50 fold 5, FSDD speaker yweweler, libri3, vibeace, test backgrounds).
+Both models track events with the int8 bundle's tuned rules. Prints a table
+and writes ``benchmarks/results/default_model.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/ (its quantize.py)
+
+from edge_sed.backends import load_backend  # noqa: E402
+from edge_sed.evaluation import event_based_scores, read_tsv  # noqa: E402
+from edge_sed.tuning import score_recordings  # noqa: E402
+from quantize.clips import list_clips  # noqa: E402
+from quantize.report import compare_models  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "default_model.json"
+DEMO_TSV = ROOT / "edge_sed" / "assets" / "demo.tsv"
+
+
+def event_f1(model: Path, annotations: Path, tracker_from: Path) -> dict[str, float]:
+    """Event-based F1 (micro over events, macro over classes present) of *model* on the recordings of *annotations*."""
+    backend = load_backend(model, threads=1)
+    tracker = load_backend(tracker_from).bundle.tracker
+    reference = read_tsv(annotations)
+    files = sorted({event.file for event in reference if event.file})
+    scored = score_recordings(backend, [annotations.parent / name for name in files], backend.bundle.stream.hop_s)
+    scores = event_based_scores(reference, scored.events(tracker), labels=backend.bundle.labels)
+    present = sorted({event.label for event in reference})
+    macro = sum(0.0 if scores.class_f1[label] != scores.class_f1[label] else scores.class_f1[label] for label in present)
+    return {
+        "recordings": len(files),
+        "events": len(reference),
+        "f1_micro": round(scores.f1, 4),
+        "precision": round(scores.precision, 4),
+        "recall": round(scores.recall, 4),
+        "f1_macro": round(macro / len(present), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", type=Path, required=True)
+    parser.add_argument("--int8", type=Path, required=True)
+    parser.add_argument("--clips", type=Path, required=True, help="held-out labelled clips (CSV)")
+    parser.add_argument("--soundscapes", type=Path, required=True, help="held-out soundscape annotations (TSV)")
+    parser.add_argument("--latency-runs", type=int, default=200)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    report = compare_models([args.fp32, args.int8], list_clips(args.clips), clips_description=str(args.clips), latency_runs=args.latency_runs)
+    result = {"clips": dataclasses.asdict(report), "soundscapes": {}, "demo": {}}
+    for name, model in (("fp32", args.fp32), ("int8", args.int8)):
+        result["soundscapes"][name] = event_f1(model, args.soundscapes, args.int8)
+        result["demo"][name] = event_f1(model, DEMO_TSV, args.int8)
+
+    print(f"{'':6} {'size MB':>8} {'ms/window':>9} {'clip acc':>8} {'clip mAP':>8} {'scape F1':>8} {'macro':>6} {'demo F1':>7}")
+    for row, name in zip(report.models, ("fp32", "int8")):
+        scape, demo = result["soundscapes"][name], result["demo"][name]
+        print(
+            f"{name:6} {row.size_bytes / 1e6:8.2f} {row.latency_ms:9.2f} {row.accuracy:8.3f} {row.mean_average_precision:8.3f} "
+            f"{scape['f1_micro']:8.3f} {scape['f1_macro']:6.3f} {demo['f1_micro']:7.3f}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
