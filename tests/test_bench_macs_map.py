@@ -81,9 +81,11 @@ def test_costs_and_scores_of_a_checkpoint_in_two_precisions(tmp_path, fixture_cs
 def test_each_checkpoint_is_scored_on_the_fold_its_training_held_out():
     from edge_sed.bench.macs_map import _held_out_fold
 
-    trained_on_1_to_4 = {"train_config": {"data": {"val_fold": 5}}}
-    trained_on_2_to_5 = {"train_config": {"data": {"val_fold": 1}}}
+    trained_on_1_to_4 = {"train_config": {"data": {"kind": "esc50", "val_fold": 5}}}
+    trained_on_2_to_5 = {"train_config": {"data": {"kind": "esc50", "val_fold": 1}}}
+    other_table = {"train_config": {"data": {"kind": "csv", "val_fold": 4}}}  # its folds are not ESC-50's
     assert _held_out_fold(MacsMapConfig(), trained_on_2_to_5) == 1
     assert _held_out_fold(MacsMapConfig(), trained_on_1_to_4) == 5
+    assert _held_out_fold(MacsMapConfig(), other_table) == 5
     assert _held_out_fold(MacsMapConfig(), {}) == 5  # e.g. an official PANNs checkpoint
     assert _held_out_fold(MacsMapConfig(fold=3), trained_on_2_to_5) == 3  # --fold wins

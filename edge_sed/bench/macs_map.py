@@ -52,8 +52,8 @@ class MacsMapConfig:
 
     ``data`` is a folder holding ``metadata.csv`` or a CSV of ``filename,label[,fold]``
     (default: the shared ESC-50). ``fold`` keeps that fold (0: every clip);
-    None scores each checkpoint on the fold its training held out
-    (``train_config.data.val_fold``), else on ESC-50's held-out fold 5.
+    None scores each checkpoint on the ESC-50 fold its training held out
+    (``train_config.data.val_fold`` of an ``esc50`` run), else on ESC-50's held-out fold 5.
     ``max_clips`` > 0 keeps that many clips, evenly spread (quick runs).
     """
 
@@ -100,11 +100,14 @@ def _metadata_csv(config: MacsMapConfig) -> Path:
 
 
 def _held_out_fold(config: MacsMapConfig, info: dict[str, Any]) -> int:
-    """``--fold`` if given, else the fold the checkpoint's training held out, else ESC-50's fold 5."""
+    """``--fold`` if given, else the ESC-50 fold the checkpoint's training held out
+    (an ``esc50`` training run's ``val_fold``), else ESC-50's held-out fold 5."""
     if config.fold is not None:
         return config.fold
     data = (info.get("train_config") or {}).get("data") or {}
-    return int(data.get("val_fold") or ESC50_HELD_OUT_FOLD)
+    if data.get("kind") == "esc50" and data.get("val_fold"):
+        return int(data["val_fold"])
+    return ESC50_HELD_OUT_FOLD
 
 
 def _cost_row(model: str, architecture: str, **cost_args: Any) -> dict[str, Any]:
