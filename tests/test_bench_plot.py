@@ -19,7 +19,7 @@ def test_plot_is_a_valid_png(tmp_path):
     path = plot_macs_map(rows, tmp_path / "plots" / "macs_map.png", dataset="ESC-50 fold 5")
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     height, width, channels = matplotlib.image.imread(path).shape
-    assert (width, height) == (900, 600) and channels in (3, 4)
+    assert (width, height) == (1200, 600) and channels in (3, 4)
 
 
 def test_reference_points_are_table_xii():
