@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/ (its quantize.py)
 
 from edge_sed.backends import load_backend  # noqa: E402
-from edge_sed.evaluation import event_based_scores, read_tsv  # noqa: E402
+from edge_sed.evaluation import event_based_scores, read_tsv, segment_based_scores  # noqa: E402
 from edge_sed.tuning import score_recordings  # noqa: E402
 from quantize.clips import list_clips  # noqa: E402
 from quantize.report import compare_models  # noqa: E402
@@ -36,22 +37,30 @@ DEMO_TSV = ROOT / "edge_sed" / "assets" / "demo.tsv"
 
 
 def event_f1(model: Path, annotations: Path, tracker_from: Path) -> dict[str, float]:
-    """Event-based F1 (micro over events, macro over classes present) of *model* on the recordings of *annotations*."""
+    """Event-based F1 (DCASE collars: onset 200 ms; also 1 s) and segment-based F1 (1 s) of *model*
+    on the recordings of *annotations*, tracked with *tracker_from*'s rules."""
     backend = load_backend(model, threads=1)
     tracker = load_backend(tracker_from).bundle.tracker
     reference = read_tsv(annotations)
     files = sorted({event.file for event in reference if event.file})
     scored = score_recordings(backend, [annotations.parent / name for name in files], backend.bundle.stream.hop_s)
-    scores = event_based_scores(reference, scored.events(tracker), labels=backend.bundle.labels)
+    found = scored.events(tracker)
+    labels = backend.bundle.labels
+    strict = event_based_scores(reference, found, labels=labels)
+    loose = event_based_scores(reference, found, labels=labels, onset_collar_s=1.0)
+    segments = segment_based_scores(reference, found, labels=labels)
     present = sorted({event.label for event in reference})
-    macro = sum(0.0 if scores.class_f1[label] != scores.class_f1[label] else scores.class_f1[label] for label in present)
+    macro = sum(0.0 if math.isnan(strict.class_f1[label]) else strict.class_f1[label] for label in present) / len(present)
     return {
         "recordings": len(files),
         "events": len(reference),
-        "f1_micro": round(scores.f1, 4),
-        "precision": round(scores.precision, 4),
-        "recall": round(scores.recall, 4),
-        "f1_macro": round(macro / len(present), 4),
+        "detections": len(found),
+        "event_f1": round(strict.f1, 4),
+        "event_precision": round(strict.precision, 4),
+        "event_recall": round(strict.recall, 4),
+        "event_f1_macro": round(macro, 4),
+        "event_f1_onset_collar_1s": round(loose.f1, 4),
+        "segment_f1_1s": round(segments.f1, 4),
     }
 
 
@@ -71,12 +80,12 @@ def main() -> None:
         result["soundscapes"][name] = event_f1(model, args.soundscapes, args.int8)
         result["demo"][name] = event_f1(model, DEMO_TSV, args.int8)
 
-    print(f"{'':6} {'size MB':>8} {'ms/window':>9} {'clip acc':>8} {'clip mAP':>8} {'scape F1':>8} {'macro':>6} {'demo F1':>7}")
+    print(f"{'':6} {'size MB':>8} {'ms/window':>9} {'clip acc':>8} {'clip mAP':>8} {'event F1':>8} {'1s-collar':>9} {'segment':>7} {'demo F1':>7}")
     for row, name in zip(report.models, ("fp32", "int8")):
         scape, demo = result["soundscapes"][name], result["demo"][name]
         print(
             f"{name:6} {row.size_bytes / 1e6:8.2f} {row.latency_ms:9.2f} {row.accuracy:8.3f} {row.mean_average_precision:8.3f} "
-            f"{scape['f1_micro']:8.3f} {scape['f1_macro']:6.3f} {demo['f1_micro']:7.3f}"
+            f"{scape['event_f1']:8.3f} {scape['event_f1_onset_collar_1s']:9.3f} {scape['segment_f1_1s']:7.3f} {demo['event_f1']:7.3f}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")

@@ -130,7 +130,7 @@ def _macro_f1(reference: Sequence[Event], estimated: Sequence[Event], labels: Se
 class TuningGrid:
     """The values tried, stage by stage; ``off_ratios`` give ``off = on * ratio``."""
 
-    on_thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    on_thresholds: tuple[float, ...] = (0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
     off_ratios: tuple[float, ...] = (0.5, 0.75, 1.0)
     median_s: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
     min_duration_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
