@@ -32,16 +32,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout; spawned fold workers import edge_sed from here too
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = ("teacher", "student_scratch", "student_distill", "student_self_distill")
+RUNS = ("teacher", "student_scratch", "student_distill", "student_self_distill", "student_self_distill_kd05")
 RECIPES = {
     "teacher": "configs/esc50_teacher_cpu.toml",
     "student_scratch": "configs/esc50_student_scratch_cpu.toml",
     "student_distill": "configs/esc50_student_distill_cpu.toml",
     "student_self_distill": "configs/esc50_student_distill_cpu.toml",
+    "student_self_distill_kd05": "configs/esc50_student_distill_cpu.toml",
 }
+#: Runs that change the recipe beyond fold, epochs and teacher.
+EXTRA_OVERRIDES = {"student_self_distill_kd05": ["distill.kd_lambda=0.5"]}
 #: Which run's checkpoint teaches which student: the Cnn6 teacher, or the student from scratch
 #: ("born-again" self-distillation: same architecture, its final weights, no selection on the validation fold).
-TEACHER_OF = {"student_distill": ("teacher", "best.pt"), "student_self_distill": ("student_scratch", "last.pt")}
+TEACHER_OF = {
+    "student_distill": ("teacher", "best.pt"),
+    "student_self_distill": ("student_scratch", "last.pt"),
+    "student_self_distill_kd05": ("student_scratch", "last.pt"),
+}
 
 
 def _overrides(run: str, fold: int, args: argparse.Namespace) -> list[str]:
@@ -50,6 +57,7 @@ def _overrides(run: str, fold: int, args: argparse.Namespace) -> list[str]:
     overrides = [f"data.val_fold={fold}", f"train.out_dir={out}", f"train.epochs={epochs}", "train.threads=1"]
     if args.all_classes:
         overrides.append("data.classes=[]")
+    overrides += EXTRA_OVERRIDES.get(run, [])
     if run in TEACHER_OF:
         teacher_run, checkpoint = TEACHER_OF[run]
         overrides.append(f"distill.teacher={Path(args.out) / f'fold{fold}' / teacher_run / checkpoint}")
@@ -245,7 +253,7 @@ def main() -> None:
         "16 kHz front end (fmax 7500 Hz), 2 s random crops, whole 5 s clips for validation, mean ± std over folds. "
         "Distilled (kd_lambda 0.1, T 1, teacher logits per 2 s crop on a 1 s grid): `student_distill` from the "
         "Cnn6 teacher's best.pt, `student_self_distill` from the scratch student's last.pt (same architecture, "
-        "born-again). "
+        "born-again); `student_self_distill_kd05` the same with kd_lambda 0.5. "
         f"{report['metric_note']}. "
         "Reproduce: `OMP_NUM_THREADS=1 python benchmarks/train_esc50.py "
         f"--folds {' '.join(map(str, args.folds))} --teacher-epochs {args.teacher_epochs} "
