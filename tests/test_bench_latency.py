@@ -23,6 +23,7 @@ def _check_row(row: dict, case: LatencyCase) -> None:
     assert "error" not in row, row.get("error")
     assert (row["model"], row["backend"], row["threads"], row["repeats"]) == (case.model, case.backend, 1, 3)
     assert 0 < row["median_ms"] <= row["p95_ms"]
+    assert 0 < row["frontend_median_ms"]
     assert row["windows_per_s"] == pytest.approx(1e3 / row["median_ms"])
     assert row["real_time_factor"] == pytest.approx(row["median_ms"] / 1e3 / case.window_s)
     assert 0 < row["startup_rss_mib"] < row["peak_rss_mib"]

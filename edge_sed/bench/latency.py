@@ -81,6 +81,7 @@ LATENCY_COLUMNS = (
     Column("window_s", "window s", "{:g}"),
     Column("median_ms", "median ms", "{:.2f}"),
     Column("p95_ms", "p95 ms", "{:.2f}"),
+    Column("frontend_median_ms", "of which front end ms", "{:.2f}"),
     Column("windows_per_s", "windows/s", "{:.1f}"),
     Column("real_time_factor", "RTF", "{:.4f}"),
     Column("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
@@ -122,7 +123,17 @@ class LatencyCase:
             raise ConfigError("need window_s > 0, warmup >= 0 and repeats >= 1")
 
 
-def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], FrontendConfig, float]:
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """What one case times: the whole per-window call, and its front end alone."""
+
+    window: Callable[[np.ndarray], object]
+    frontend_only: Callable[[np.ndarray], object]
+    config: FrontendConfig
+    window_s: float
+
+
+def _panns_torch_forward(case: LatencyCase) -> _Forward:
     """The PANNs-style forward: conv-STFT front end + network, fp32, no grad."""
     import torch
     import torch.nn.functional as F
@@ -136,60 +147,66 @@ def _panns_torch_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], obje
     pad = spectrogram.n_fft // 2
 
     @torch.inference_mode()
-    def forward(window: np.ndarray) -> object:
+    def logmel(window: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(window)[None, None, :]
         x = F.pad(x, (pad, pad), mode="reflect")
         real = F.conv1d(x, spectrogram.stft.conv_real.weight, stride=spectrogram.hop_length)
         imag = F.conv1d(x, spectrogram.stft.conv_imag.weight, stride=spectrogram.hop_length)
-        logmel = model.logmel_extractor((real**2 + imag**2).transpose(1, 2))
-        return model.forward_logmel(logmel)["clipwise_output"]
+        return model.logmel_extractor((real**2 + imag**2).transpose(1, 2))
 
-    return forward, model.frontend_config, case.window_s
+    @torch.inference_mode()
+    def forward(window: np.ndarray) -> object:
+        return model.forward_logmel(logmel(window))["clipwise_output"]
+
+    return _Forward(forward, logmel, model.frontend_config, case.window_s)
 
 
-def _file_backend_forward(case: LatencyCase) -> tuple[Callable[[np.ndarray], object], FrontendConfig, float]:
+def _file_backend_forward(case: LatencyCase) -> _Forward:
     """Numpy log-mel + an exported model through :func:`load_backend`."""
     from edge_sed.backends import load_backend
     from edge_sed.frontend import LogMel
 
     backend = load_backend(case.model_file, threads=case.threads)
     bundle = backend.bundle
-    if bundle.input == "waveform":
-        return backend, bundle.frontend, bundle.stream.window_s
+    if bundle.input == "waveform":  # the front end is inside the graph
+        return _Forward(backend, lambda window: None, bundle.frontend, bundle.stream.window_s)
     logmel = LogMel(bundle.frontend)
 
     def forward(window: np.ndarray) -> object:
         return backend(logmel(window))
 
-    return forward, bundle.frontend, bundle.stream.window_s
+    return _Forward(forward, logmel, bundle.frontend, bundle.stream.window_s)
 
 
 def measure_case(case: LatencyCase) -> dict[str, Any]:
     """Time one case in this process; return its result row.
 
     Row keys: the case's fields, ``median_ms``, ``p95_ms``, ``mean_ms``,
+    ``frontend_median_ms`` (the log-mel front end alone: PANNs' conv STFT for
+    torch, numpy :class:`~edge_sed.frontend.LogMel` for file backends),
     ``windows_per_s``, ``real_time_factor`` (processing time / audio time),
     ``sample_rate`` and ``window_s`` (an exported model's own window),
     ``startup_rss_mib`` (after imports, before the model) and
     ``peak_rss_mib`` (the whole process).
     """
     startup_rss = current_rss_mib()
-    if case.backend == TORCH_BACKEND:
-        forward, frontend, window_s = _panns_torch_forward(case)
-    else:
-        forward, frontend, window_s = _file_backend_forward(case)
-    windows = real_windows(case.audio, sample_rate=frontend.sample_rate, window_s=window_s, count=N_DISTINCT_WINDOWS)
-    stats = time_calls(lambda i: forward(windows[i % len(windows)]), warmup=case.warmup, repeats=case.repeats)
+    timed = _panns_torch_forward(case) if case.backend == TORCH_BACKEND else _file_backend_forward(case)
+    windows = real_windows(case.audio, sample_rate=timed.config.sample_rate, window_s=timed.window_s,
+                           count=N_DISTINCT_WINDOWS)
+    stats = time_calls(lambda i: timed.window(windows[i % len(windows)]), warmup=case.warmup, repeats=case.repeats)
+    frontend = time_calls(lambda i: timed.frontend_only(windows[i % len(windows)]), warmup=case.warmup,
+                          repeats=case.repeats)
     median_s = stats.median_ms / 1e3
     return {
         **asdict(case),
-        "window_s": window_s,
-        "sample_rate": frontend.sample_rate,
+        "window_s": timed.window_s,
+        "sample_rate": timed.config.sample_rate,
         "median_ms": stats.median_ms,
         "p95_ms": stats.p95_ms,
         "mean_ms": stats.mean_ms,
+        "frontend_median_ms": frontend.median_ms,
         "windows_per_s": 1.0 / median_s,
-        "real_time_factor": median_s / window_s,
+        "real_time_factor": median_s / timed.window_s,
         "startup_rss_mib": startup_rss,
         "peak_rss_mib": peak_rss_mib(),
     }
