@@ -114,6 +114,23 @@ def _run_all(args: argparse.Namespace) -> None:
             pending.pop(0).get()
 
 
+#: What happened during the recorded run that the numbers alone do not say.
+NOTES = """Notes on the recorded run (2026-11-23, CPU only, 2 cores shared with six other engineers' jobs):
+
+- The folds 1-2 teacher and scratch runs were stopped once after their first epochs and continued
+  from `last.pt` (same per-epoch crop and sampler seeds, mixup/SpecAugment random stream restarted);
+  the fold 1-2 teachers ran epoch 1 under a 6-epoch schedule, then epochs 2-4 under the 4-epoch one.
+  "minutes per run" are wall-clock minutes under that shared load (resumed runs: since the restart),
+  not a speed measurement.
+- Folds 4 and 5 were not run; `student_self_distill_kd05` was added after the first results.
+- Reading: at this budget the Cnn6 teacher (4 epochs) is weaker than the MobileNetV1 student from
+  scratch, and every distilled student ended below the student from scratch; with the stronger
+  born-again teacher and kd_lambda 0.5 the loss is smaller. Whether distillation from a strong
+  teacher (Cnn14, trained on a GPU or fine-tuned from PANNs) pays is not measured here.
+- No GPU: the GPU recipes (`configs/*_gpu.toml`, `scripts/gpu_job.sh`) were rehearsed on CPU only
+  (`scripts/gpu_job.py --smoke`), never run on a GPU."""
+
+
 def _read_run(folder: Path) -> dict | None:
     """One run's epochs from its metrics.csv; ``complete`` once its result.json exists."""
     log = folder / "metrics.csv"
@@ -257,7 +274,7 @@ def main() -> None:
         f"{report['metric_note']}. "
         "Reproduce: `OMP_NUM_THREADS=1 python benchmarks/train_esc50.py "
         f"--folds {' '.join(map(str, args.folds))} --teacher-epochs {args.teacher_epochs} "
-        f"--student-epochs {args.student_epochs}`.\n",
+        f"--student-epochs {args.student_epochs}`.\n\n{NOTES}\n",
         encoding="utf-8",
     )
     print(table)

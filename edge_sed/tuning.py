@@ -10,9 +10,10 @@ rule and scored with event-based F1 (:func:`edge_sed.evaluation.event_based_scor
 Classes are tracked independently, so one replay with one rule for every class
 scores that rule for all classes at once. The search runs in stages
 (coordinate ascent): on/off thresholds, then the median-filter length, then
-the minimum duration. The default rule is the one with the best macro F1;
-a class gets its own rule only with at least ``min_events_per_class``
-validation events, so no rule is fitted to one or two examples.
+the minimum duration. The default rule is the one with the best micro F1
+(every false alarm of every class counts); a class gets its own rule only with
+at least ``min_events_per_class`` validation events and when that rule reaches
+``min_class_f1``, so no rule is fitted to one or two examples.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ log = logging.getLogger(__name__)
 
 #: What the search starts from: the off-threshold stays at 60 % of the on-threshold.
 BASE_RULE = ClassRule(on_threshold=0.5, off_threshold=0.3, median_s=0.5, min_duration_s=0.25, max_gap_s=0.5)
-#: Classes with fewer validation events than this keep the default rule.
+#: Classes with fewer validation events than this keep the default rule ...
 MIN_EVENTS_PER_CLASS = 4
+#: ... and so do classes whose own best rule reaches a lower event F1 than this (a rule
+#: that finds one event in twenty mostly adds false alarms).
+MIN_CLASS_F1 = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +82,13 @@ class ScoredRecordings:
 
 @dataclass(frozen=True, slots=True)
 class TuningResult:
-    """The chosen rules and the validation event-based macro F1 with them and with the base rule alone."""
+    """The chosen rules and the validation event-based F1 with them and with the base rule alone."""
 
     tracker: TrackerConfig
     class_f1: dict[str, float]
+    micro_f1: float
     macro_f1: float
+    base_micro_f1: float
     base_macro_f1: float
 
 
@@ -118,12 +124,13 @@ def score_recordings(backend: Backend, paths: Iterable[str | Path], hop_s: float
     return ScoredRecordings(scores, bundle.labels, hop_s, first_time_s=bundle.stream.window_s / 2)
 
 
-def _macro_f1(reference: Sequence[Event], estimated: Sequence[Event], labels: Sequence[str]) -> tuple[float, dict[str, float]]:
-    """Macro F1 over the classes that have reference events, and every class's F1."""
-    class_f1 = event_based_scores(reference, estimated, labels=labels).class_f1
+def _f1(reference: Sequence[Event], estimated: Sequence[Event], labels: Sequence[str]) -> tuple[float, float, dict[str, float]]:
+    """Micro F1 (over all events), macro F1 (over the classes with reference events) and every class's F1."""
+    scores = event_based_scores(reference, estimated, labels=labels)
     present = {event.label for event in reference}
-    values = [0.0 if np.isnan(class_f1[label]) else class_f1[label] for label in labels if label in present]
-    return (float(np.mean(values)) if values else float("nan")), class_f1
+    values = [0.0 if np.isnan(scores.class_f1[label]) else scores.class_f1[label] for label in labels if label in present]
+    micro = 0.0 if np.isnan(scores.f1) else scores.f1
+    return micro, (float(np.mean(values)) if values else float("nan")), scores.class_f1
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,13 @@ def tune_rules(
     base: ClassRule = BASE_RULE,
     grid: TuningGrid = TuningGrid(),
     min_events_per_class: int = MIN_EVENTS_PER_CLASS,
+    min_class_f1: float = MIN_CLASS_F1,
 ) -> TuningResult:
     """Per-class tracking rules that maximise event-based F1 on validation recordings.
+
+    The default rule maximises micro F1 over all events (every false alarm of
+    every class counts); a class gets its own rule when that rule beats the
+    default on it and reaches *min_class_f1*.
 
     Parameters
     ----------
@@ -175,6 +187,8 @@ def tune_rules(
         The values tried.
     min_events_per_class : int
         Classes with fewer reference events keep the default rule.
+    min_class_f1 : float
+        Classes whose best own rule stays below this F1 keep the default rule.
     """
     if not scored.scores:
         raise ConfigError("need at least one validation recording to tune the tracker")
@@ -189,24 +203,33 @@ def tune_rules(
         stage_best = (-1.0, default)
         for change in stage:
             shared = dataclasses.replace(default, **change)
-            shared_macro, shared_f1 = _macro_f1(reference, scored.events(TrackerConfig(shared)), labels)
+            shared_micro, _, shared_f1 = _f1(reference, scored.events(TrackerConfig(shared)), labels)
             own = {label: dataclasses.replace(rule, **change) for label, rule in rules.items()}
             differing = tuple((label, rule) for label, rule in own.items() if rule != shared)
-            own_f1 = _macro_f1(reference, scored.events(TrackerConfig(shared, differing)), labels)[1] if differing else shared_f1
-            if shared_macro > stage_best[0]:
-                stage_best = (shared_macro, shared)
+            own_f1 = _f1(reference, scored.events(TrackerConfig(shared, differing)), labels)[2] if differing else shared_f1
+            if shared_micro > stage_best[0]:
+                stage_best = (shared_micro, shared)
             for label in tunable:
                 rule, f1 = (own[label], own_f1[label]) if label in own else (shared, shared_f1[label])
                 f1 = 0.0 if np.isnan(f1) else f1
                 if f1 > best_f1.get(label, -1.0):
                     best_f1[label], rules[label] = f1, rule
-            log.info("tuning %s: macro F1 %.3f with one rule for every class", change, shared_macro)
+            log.info("tuning %s: micro F1 %.3f with one rule for every class", change, shared_micro)
         default = stage_best[1]
-    tracker = TrackerConfig(default, tuple((label, rules[label]) for label in tunable if rules[label] != default))
-    macro, class_f1 = _macro_f1(reference, scored.events(tracker), labels)
-    base_macro, _ = _macro_f1(reference, scored.events(TrackerConfig(default=base)), labels)
-    log.info("tuned %d of %d classes: validation event macro F1 %.3f (base rule %.3f)", len(tracker.per_class), len(labels), macro, base_macro)
-    return TuningResult(tracker, class_f1, macro, base_macro)
+    default_f1 = _f1(reference, scored.events(TrackerConfig(default)), labels)[2]
+    own_rules = tuple(
+        (label, rules[label])
+        for label in tunable
+        if best_f1[label] >= min_class_f1 and best_f1[label] > np.nan_to_num(default_f1[label]) and rules[label] != default
+    )
+    tracker = TrackerConfig(default, own_rules)
+    micro, macro, class_f1 = _f1(reference, scored.events(tracker), labels)
+    base_micro, base_macro, _ = _f1(reference, scored.events(TrackerConfig(default=base)), labels)
+    log.info(
+        "tuned %d of %d classes: validation event F1 %.3f micro, %.3f macro (base rule %.3f, %.3f)",
+        len(own_rules), len(labels), micro, macro, base_micro, base_macro,
+    )
+    return TuningResult(tracker, class_f1, micro, macro, base_micro, base_macro)
 
 
 def tune_bundle(
@@ -244,8 +267,9 @@ def tune_bundle(
         tracker=result.tracker,
         metrics={
             **bundle.metrics,
+            "validation_event_f1": round(result.micro_f1, 4),
             "validation_event_f1_macro": round(result.macro_f1, 4),
-            "validation_event_f1_macro_base": round(result.base_macro_f1, 4),
+            "validation_event_f1_base_rule": round(result.base_micro_f1, 4),
         },
         provenance={**bundle.provenance, "tracker_tuned_on": f"{annotations.parent.name}/{annotations.name} ({len(files)} recordings, {len(reference)} events)"},
     )

@@ -44,7 +44,7 @@ def test_search_finds_each_class_its_rule_and_thin_classes_keep_the_default() ->
     assert siren.median_s == 0.75 or siren.min_duration_s == 0.5  # the one-hop blip must go
     assert "rare" not in dict(result.tracker.per_class)
     assert result.class_f1["dog"] == pytest.approx(1.0) and result.class_f1["siren"] == pytest.approx(1.0)
-    assert result.macro_f1 > result.base_macro_f1
+    assert result.macro_f1 > result.base_macro_f1 and result.micro_f1 == pytest.approx(1.0)
     with pytest.raises(ConfigError, match="not scored"):
         tune_rules(scored, [Event("dog", 1.0, 2.0, 1.0, file="other.flac")])
     with pytest.raises(ConfigError, match="on_thresholds"):
@@ -73,7 +73,7 @@ def test_scores_come_from_the_detect_pipeline_and_tune_writes_the_rules_into_the
     assert result.exit_code == 0, result.output
     tuned = read_bundle(tmp_path / "tuned.onnx")
     assert tuned.labels == backend.bundle.labels
-    tuned_f1, base_f1 = tuned.metrics["validation_event_f1_macro"], tuned.metrics["validation_event_f1_macro_base"]
+    tuned_f1, base_f1 = tuned.metrics["validation_event_f1"], tuned.metrics["validation_event_f1_base_rule"]
     assert 0.0 < tuned_f1 <= 1.0 and tuned_f1 >= base_f1
-    assert f"validation event F1 (macro): {tuned_f1:.3f} tuned" in result.output
+    assert f"validation event F1: {tuned_f1:.3f} tuned" in result.output
     assert "annotations.tsv (3 recordings, 12 events)" in tuned.provenance["tracker_tuned_on"]

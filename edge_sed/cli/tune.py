@@ -24,7 +24,7 @@ def tune(
 
     result = tune_bundle(model, annotations, output, hop_s=hop, min_events_per_class=min_events)
     console.print(
-        f"validation event F1 (macro): {result.macro_f1:.3f} tuned, {result.base_macro_f1:.3f} with the base rule; "
+        f"validation event F1: {result.micro_f1:.3f} tuned ({result.macro_f1:.3f} macro), {result.base_micro_f1:.3f} with the base rule; "
         f"{len(result.tracker.per_class)} classes with their own rule -> {output}",
         highlight=False,
     )
