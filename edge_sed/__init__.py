@@ -57,6 +57,11 @@ Models and training (torch, the ``[train]`` extra)
         ``load_recipe()``, ``train()`` (the one loop), ``evaluate_checkpoint()``;
         ``DistillConfig`` and cached teacher logits.
 
+Benchmarks (:mod:`edge_sed.bench`, behind ``edge-sed bench``)
+    ``latency.run_latency_benchmark()``, ``macs_map.run_macs_map()``, ``stream``: speed, memory
+    and accuracy measured in one run; ``results.write_results()`` writes
+    ``benchmarks/results/*.json`` with the machine's description.
+
 Top-level packages beside ``edge_sed``
     ``quantize``: ONNX fp32 export, int8 (ONNX Runtime QDQ, TFLite), the fp32-vs-int8 report.
     ``firmware_bridge``: wire protocol (Python + C99), ``serial://``/``udp://``/``tcp://`` sinks,

@@ -19,5 +19,6 @@ from edge_sed.cli import stream as _stream  # noqa: F401,E402  registers command
 from edge_sed.cli import bridge as _bridge  # noqa: F401,E402  registers commands
 from edge_sed.cli import quantize as _quantize  # noqa: F401,E402  registers commands
 from edge_sed.cli import train as _train  # noqa: F401,E402  registers commands
+from edge_sed.cli import bench as _bench  # noqa: F401,E402  registers commands
 from edge_sed.cli import synth as _synth  # noqa: F401,E402  registers commands
 from edge_sed.cli import tune as _tune  # noqa: F401,E402  registers commands

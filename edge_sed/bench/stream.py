@@ -1,0 +1,284 @@
+"""What the listen pipeline costs, and how late its onsets come (``edge-sed bench stream``).
+
+Moved here from ``benchmarks/stream.py`` (the stream engineer's measurement,
+unchanged in substance) so the CLI can import it; the script now calls it.
+
+For hops of 250 and 500 ms it runs the whole run-time pipeline (FileSource ->
+StreamingLogMel -> ONNX backend -> EventTracker -> JSON Lines sink) over a
+long recording made by concatenating ``shared/data`` clips:
+
+- **as fast as possible**: share of one core = process CPU time / audio duration;
+- **paced in real time** (a shorter stretch, blocks released as a microphone
+  would deliver them): the same share, as a live ``listen`` spends it;
+- peak resident memory of the process (each run in a fresh child process);
+- **onset-to-event latency** on a recording with known onsets: wall time from
+  feeding the block that holds the true onset sample to the onset event
+  reaching the sinks.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from edge_sed.audio import read_audio
+from edge_sed.bench.child import child_main, run_child
+from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL, shared_data_dir
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, write_results
+from edge_sed.bench.timing import peak_rss_mib
+from edge_sed.errors import ConfigError
+
+__all__ = [
+    "HOPS_S",
+    "LISTEN_CORE_SHARE_GOAL",
+    "STREAM_COLUMNS",
+    "Placement",
+    "StreamBenchConfig",
+    "read_onsets",
+    "long_recording",
+    "measure_run",
+    "run_stream_benchmark",
+]
+
+HOPS_S = (0.25, 0.5)
+#: The issue's goal: ``listen`` under 1% of one core at a 250 ms hop.
+LISTEN_CORE_SHARE_GOAL = 0.01
+GOAL_HOP_S = 0.25
+#: Ground truth of the shipped demo recording (DCASE TSV: filename, onset, offset, event_label).
+DEMO_ONSETS = DEMO_AUDIO.with_suffix(".tsv")
+#: An onset event counts as the detection of a true onset within this many seconds.
+ONSET_MATCH_S = 1.5
+MODES = ("fast", "paced", "latency")
+
+#: (label, onset_s, duration_s) of one known event.
+Placement = tuple[str, float, float]
+
+STREAM_COLUMNS = (
+    Column("mode", "mode"),
+    Column("hop_s", "hop ms", "{:.0f}", scale=1e3),
+    Column("audio_s", "audio s", "{:.1f}"),
+    Column("cpu_s", "CPU s", "{:.2f}"),
+    Column("core_share", "% of one core", "{:.3f}", scale=100.0),
+    Column("rss_before_run_mib", "RSS before MiB", "{:.0f}"),
+    Column("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+    Column("median_latency_s", "median onset latency s", "{:.2f}"),
+    Column("detected", "onsets found"),
+)
+
+
+def read_onsets(path: str | Path) -> list[Placement]:
+    """Known events from a DCASE-style TSV (``onset``, ``offset``, ``event_label`` columns)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        return [(row["event_label"], float(row["onset"]), float(row["offset"]) - float(row["onset"])) for row in rows]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"cannot read known onsets from {str(path)!r} ({exc}); "
+                          "give a TSV with onset, offset and event_label columns") from None
+
+
+def long_recording(path: Path, seconds: float, sample_rate: int) -> Path:
+    """Concatenate ESC-50 subset clips and backgrounds from the shared data to *seconds*."""
+    shared = shared_data_dir()
+    clips = sorted((shared / "esc50-subset" / "audio").glob("*.flac"))
+    backgrounds = sorted((shared / "backgrounds" / "audio").glob("*.flac"))
+    if not clips or not backgrounds:
+        raise ConfigError(f"the stream benchmark needs {shared}/esc50-subset/audio and backgrounds/audio; "
+                          "they are missing here (set EDGE_SED_DATA to the shared data folder)")
+    parts, total, need = [], 0, round(seconds * sample_rate)
+    for i, clip in enumerate(clips):
+        for name in (clip, backgrounds[i % len(backgrounds)]) if i % 4 == 0 else (clip,):
+            samples, _ = read_audio(name, sample_rate)
+            parts.append(samples)
+            total += samples.size
+        if total >= need:
+            break
+    sf.write(str(path), np.concatenate(parts)[:need], sample_rate, subtype="PCM_16")
+    return path
+
+
+class _TimedSource:
+    """A source wrapper recording the wall time at which each block is fed."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self.fed: list[tuple[int, float]] = []  # (samples fed so far, wall time)
+        for name in ("name", "sample_rate", "live", "paced", "file", "counters"):
+            setattr(self, name, getattr(source, name))
+
+    def __iter__(self):
+        done = 0
+        for block in self._source:
+            done += block.size
+            self.fed.append((done, time.monotonic()))
+            yield block
+
+    def close(self) -> None:
+        self._source.close()
+
+
+class _TimedSinks:
+    """A SinkSet wrapper recording the wall time at which each onset arrives."""
+
+    def __init__(self, sinks) -> None:
+        self._sinks = sinks
+        self.onsets: list[tuple[str, float, float]] = []  # (label, onset_s, wall time)
+        self.failures = sinks.failures
+
+    def emit(self, event) -> None:
+        if event.offset is None:
+            self.onsets.append((event.label, event.onset, time.monotonic()))
+        self._sinks.emit(event)
+
+    def update(self, status) -> None:
+        self._sinks.update(status)
+
+    def close(self) -> None:
+        self._sinks.close()
+
+
+def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: float | None = None,
+                placements: Sequence[Placement] = ()) -> dict[str, Any]:
+    """One measured pipeline run in this process (call it in a fresh one); the result row."""
+    from edge_sed.backends import load_backend
+    from edge_sed.config import resolve
+    from edge_sed.pipeline import PipelineConfig, run
+    from edge_sed.sinks import open_sinks
+    from edge_sed.sources import FileSource
+
+    backend = load_backend(model)
+    bundle = backend.bundle
+    config = PipelineConfig(stream=resolve(bundle.stream, {"hop_s": hop_s}), tracker=bundle.tracker,
+                            duration_s=seconds)
+    source = _TimedSource(FileSource(recording, bundle.frontend.sample_rate, realtime=mode != "fast"))
+    sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
+    rss_before_mb = peak_rss_mib()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    summary = run([source], backend, sinks, config)
+    cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+    result = {
+        "mode": mode, "hop_s": hop_s, "audio_s": summary.seconds, "cpu_s": cpu_s, "wall_s": wall_s,
+        "core_share": cpu_s / summary.seconds, "windows": summary.windows,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_run_mib": rss_before_mb, "overruns": summary.counters["overruns"],
+    }
+    if mode == "latency":
+        known = [p for p in placements if p[0] in bundle.labels]  # onsets of classes the model has
+        result["latency"] = _latencies(source.fed, sinks.onsets, bundle.frontend.sample_rate, known)
+        found = [x["latency_s"] for x in result["latency"] if x["detected"]]
+        result["detected"] = f"{len(found)}/{len(known)}"
+        result["median_latency_s"] = float(np.median(found)) if found else None
+    return result
+
+
+def _latencies(fed: list[tuple[int, float]], onsets: list[tuple[str, float, float]], rate: int,
+               placements: Sequence[Placement]) -> list[dict]:
+    """For each known onset: wall time from feeding its sample to its label's first onset event."""
+    out = []
+    fed_samples = np.array([n for n, _ in fed])
+    for label, true_onset, _ in placements:
+        block = int(np.searchsorted(fed_samples, round(true_onset * rate), side="right"))
+        hits = [(onset, wall) for name, onset, wall in onsets if name == label and abs(onset - true_onset) < ONSET_MATCH_S]
+        if block >= len(fed) or not hits:
+            out.append({"label": label, "true_onset_s": true_onset, "detected": False})
+            continue
+        onset, wall = hits[0]
+        out.append({"label": label, "true_onset_s": true_onset, "detected": True, "onset_s": onset,
+                    "latency_s": wall - fed[block][1]})
+    return out
+
+
+def _run_child(model: Path, recording: Path, mode: str, hop: float, seconds: float | None,
+               placements: Sequence[Placement] = ()) -> dict:
+    spec = {"model": str(model), "recording": str(recording), "mode": mode, "hop_s": hop, "seconds": seconds,
+            "placements": [list(p) for p in placements]}
+    row = run_child("edge_sed.bench.stream", spec)
+    return {"mode": mode, "hop_s": hop, **row} if "error" in row else row
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBenchConfig:
+    """What ``bench stream`` measures.
+
+    ``model``: an ``.onnx``/``.tflite`` bundle (default: the shipped model).
+    ``latency_recording`` and ``onsets`` (a DCASE TSV) or ``placements``: the
+    recording with known onsets (default: the shipped demo and its TSV).
+    """
+
+    model: str = ""
+    latency_recording: str = ""
+    onsets: str = ""
+    placements: tuple[Placement, ...] = ()
+    hops_s: tuple[float, ...] = HOPS_S
+    long_s: float = 600.0
+    paced_s: float = 30.0
+    results_dir: str = str(DEFAULT_RESULTS_DIR)
+
+    def __post_init__(self) -> None:
+        if self.long_s <= 0 or self.paced_s <= 0:
+            raise ConfigError(f"long_s and paced_s must be positive, got {self.long_s!r}, {self.paced_s!r}")
+        if not self.hops_s or min(self.hops_s) <= 0:
+            raise ConfigError(f"hops must be positive seconds, got {self.hops_s!r}")
+
+
+def _resolve_inputs(config: StreamBenchConfig) -> tuple[str, str, list[Placement]]:
+    model = config.model or (str(SHIPPED_MODEL) if SHIPPED_MODEL.is_file() else "")
+    if not model:
+        raise ConfigError(f"no model: the shipped {str(SHIPPED_MODEL)!r} is not installed; give --model M.onnx")
+    recording = config.latency_recording or (str(DEMO_AUDIO) if DEMO_AUDIO.is_file() else "")
+    if not recording:
+        raise ConfigError("no recording with known onsets: give --latency-recording REC --onsets REC.tsv")
+    if config.placements:
+        return model, recording, list(config.placements)
+    onsets = config.onsets or (str(DEMO_ONSETS) if recording == str(DEMO_AUDIO) else "")
+    if not onsets:
+        raise ConfigError(f"{recording!r} needs its known onsets: give --onsets TSV (onset, offset, event_label)")
+    return model, recording, read_onsets(onsets)
+
+
+def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallback | None = None) -> BenchResult:
+    """Fast, paced and latency runs at each hop, each in a fresh process; write ``stream.json``."""
+    from edge_sed.bundle import read_bundle
+
+    model, recording, placements = _resolve_inputs(config)
+    rate = read_bundle(model).frontend.sample_rate
+    tick = progress or (lambda done, total, what: None)
+    plan = [(mode, hop) for hop in config.hops_s for mode in MODES]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="edge-sed-bench-") as tmp:
+        tick(0, len(plan), f"writing a {config.long_s:g} s recording")
+        long = long_recording(Path(tmp) / "long.wav", config.long_s, rate)
+        for index, (mode, hop) in enumerate(plan):
+            tick(index, len(plan), f"{mode} run, hop {hop * 1000:.0f} ms")
+            if mode == "latency":
+                runs.append(_run_child(Path(model), Path(recording), mode, hop, None, placements))
+            else:
+                runs.append(_run_child(Path(model), long, mode, hop, config.paced_s if mode == "paced" else None))
+    tick(len(plan), len(plan), "done")
+    live = next((r for r in runs if r["mode"] == "paced" and r["hop_s"] == GOAL_HOP_S and "error" not in r), None)
+    goal = Goal("listen: share of one core at a 250 ms hop (paced like a microphone)", LISTEN_CORE_SHARE_GOAL,
+                live["core_share"] if live else None, higher_is_better=False)
+    settings = {**dataclasses.asdict(config), "model": model, "latency_recording": recording,
+                "placements": [list(p) for p in placements], "modes": list(MODES)}
+    path = write_results("stream", runs, settings=settings, goals=[goal], results_dir=config.results_dir)
+    return BenchResult(path, runs, [goal])
+
+
+def _measure_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    return measure_run(spec["model"], spec["recording"], spec["mode"], spec["hop_s"], spec["seconds"],
+                       [tuple(p) for p in spec["placements"]])
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:], _measure_spec))

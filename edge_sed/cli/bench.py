@@ -1,0 +1,140 @@
+"""``edge-sed bench``: multiply-adds vs mAP, latency per backend, streaming cost.
+
+Each command builds a config object, runs one library function from
+:mod:`edge_sed.bench` under a progress bar, prints the table and says where
+the JSON went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Iterator, Sequence
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edge_sed.bench.exports import PRECISIONS
+from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
+from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, format_table, parse_pair
+from edge_sed.cli._app import app, command, console, err_console
+
+bench_app = typer.Typer(
+    help="Benchmarks: multiply-adds vs mAP, latency per backend, streaming cost.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated zoo model names.")]
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for the JSON results (and plot).")]
+WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Keep exported model files here (default: a temporary folder).")]
+ShippedOpt = Annotated[bool, typer.Option("--shipped/--no-shipped", help="Include the shipped default model.")]
+ModelFileOpt = Annotated[list[str] | None, typer.Option("--model-file", help="LABEL=PATH of an exported .onnx/.tflite model to include (repeatable).")]
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[ProgressCallback]:
+    """A rich progress bar on stderr, as a ``progress(done, total, description)`` callback."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err_console, transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=description)
+
+        yield update
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _pairs(items: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_pair(item, option) for item in items or ())
+
+
+@command("latency", target=bench_app, help="Per-window latency per model x backend x threads, in one run.")
+def latency(
+    models: ModelsOpt = ",".join(DEFAULT_LATENCY_MODELS),
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends.")] = ",".join(PRECISIONS),
+    threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts or 'all'.")] = "1,all",
+    audio: Annotated[Path | None, typer.Option("--audio", help="Real recording cut into windows (default: the demo recording).")] = None,
+    model_file: ModelFileOpt = None,
+    shipped: ShippedOpt = True,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed windows per case.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed windows first.")] = 5,
+    window_s: Annotated[float, typer.Option("--window-s", help="Window length in seconds.")] = 1.0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    work_dir: WorkDirOpt = None,
+) -> None:
+    from edge_sed.bench.latency import LATENCY_COLUMNS, LatencyConfig, parse_threads, run_latency_benchmark
+
+    config = LatencyConfig(
+        models=_split(models), backends=_split(backends), threads=parse_threads(threads),
+        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), include_shipped=shipped, window_s=window_s,
+        warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
+    )
+    with _progress_bar() as progress:
+        result = run_latency_benchmark(config, progress=progress)
+    _report(result, LATENCY_COLUMNS)
+
+
+@command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot. Cost rows for --models (default: the whole zoo); mAP for --checkpoint and the shipped model.")
+def macs_map(
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold) or such a CSV [default: shared ESC-50].")] = None,
+    fold: Annotated[int | None, typer.Option("--fold", help="Evaluate on this fold (0: every clip) [default: each checkpoint's held-out fold, else 5].")] = None,
+    models: ModelsOpt = "",
+    precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated precisions.")] = ",".join(PRECISIONS),
+    checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
+    shipped: ShippedOpt = True,
+    max_clips: Annotated[int, typer.Option("--max-clips", help="Score at most this many clips, evenly spread (0: all).")] = 0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    work_dir: WorkDirOpt = None,
+) -> None:
+    from edge_sed.bench.macs_map import MACS_MAP_COLUMNS, MacsMapConfig, run_macs_map
+
+    config = MacsMapConfig(
+        data=str(data or ""), fold=fold, models=_split(models), precisions=_split(precisions),
+        checkpoints=_pairs(checkpoint, "--checkpoint"), include_shipped=shipped, max_clips=max_clips,
+        results_dir=str(results), work_dir=str(work_dir or ""),
+    )
+    with _progress_bar() as progress:
+        result = run_macs_map(config, progress=progress)
+    _report(result, MACS_MAP_COLUMNS)
+
+
+@command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms; onset-to-event latency.")
+def stream(
+    model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite) [default: the shipped model].")] = None,
+    latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets [default: the shipped demo].")] = None,
+    onsets: Annotated[Path | None, typer.Option("--onsets", help="Its known events, DCASE TSV (onset, offset, event_label).")] = None,
+    long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
+    paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+) -> None:
+    from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark
+
+    config = StreamBenchConfig(
+        model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
+        long_s=long_s, paced_s=paced_s, results_dir=str(results),
+    )
+    with _progress_bar() as progress:
+        result = run_stream_benchmark(config, progress=progress)
+    _report(result, STREAM_COLUMNS)
+
+
+def _report(result: BenchResult, columns: Sequence[Column]) -> None:
+    """The table of measured rows, then failed rows, goals and the results path."""
+    measured = [row for row in result.rows if not row.get("error")]
+    console.print(format_table(measured, columns), markup=False, highlight=False, soft_wrap=True)
+    for row in result.rows:
+        if row.get("error"):
+            what = " ".join(str(row[key]) for key in ("model", "backend", "precision", "threads") if row.get(key))
+            console.print(f"failed: {what}: {row['error']}", markup=False, highlight=False, soft_wrap=True)
+    for goal in result.goals:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal.met]
+        measured = "-" if goal.measured is None else f"{goal.measured:.3g}"
+        console.print(f"goal: {goal.goal}: {measured} (target {goal.target:g}): {verdict}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results: {result.path}", markup=False, highlight=False, soft_wrap=True)

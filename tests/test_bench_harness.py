@@ -1,0 +1,146 @@
+"""The benchmark harness: result files, machine info, ratios, tables, timing, plot, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from edge_sed.bench.latency import parse_threads
+from edge_sed.bench.machine import available_cores
+from edge_sed.bench.results import (
+    RESULTS_SCHEMA,
+    Column,
+    Goal,
+    add_ratios,
+    format_table,
+    parse_pair,
+    read_results,
+    write_results,
+)
+from edge_sed.bench.timing import TimingStats, time_calls
+from edge_sed.cli import app
+from edge_sed.errors import ConfigError
+
+
+def test_results_file_has_schema_machine_info_rows_and_goals(tmp_path):
+    rows = [{"model": "a", "median_ms": 2.0}, {"model": "b", "median_ms": None}]
+    goal = Goal("a at least 2x", 2.0, 2.5)
+    path = write_results("latency", rows, settings={"repeats": 3}, goals=[goal], results_dir=tmp_path)
+
+    document = read_results(path)
+    assert path == tmp_path / "latency.json"
+    assert document["schema"] == RESULTS_SCHEMA
+    assert document["benchmark"] == "latency"
+    assert document["rows"] == rows
+    assert document["settings"] == {"repeats": 3}
+    assert document["goals"] == [{"goal": "a at least 2x", "target": 2.0, "measured": 2.5, "met": True}]
+    machine = document["machine"]
+    assert machine["cpu_model"].strip()
+    assert machine["logical_cores"] == os.cpu_count()
+    assert machine["available_cores"] == available_cores() >= 1
+    assert machine["libraries"]["numpy"] == np.__version__
+    assert machine["python"].count(".") == 2
+
+
+def test_read_results_refuses_a_file_without_the_schema(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ConfigError, match="not an edge-sed results file"):
+        read_results(path)
+
+
+def test_ratios_come_from_rows_of_the_same_run():
+    rows = [
+        {"model": "teacher", "backend": "torch-fp32", "median_ms": 30.0},
+        {"model": "student", "backend": "onnx-int8", "median_ms": 1.5},
+        {"model": "orphan", "backend": "onnx-int8", "median_ms": 1.0},
+    ]
+    by_model = {row["model"]: row for row in rows}
+    out = add_ratios(
+        rows, value="median_ms", ratio="speedup",
+        baseline_of=lambda row: by_model["teacher"] if row["model"] != "orphan" else None,
+    )
+    assert [row["speedup"] for row in out] == [1.0, 20.0, None]
+    share = add_ratios(rows, value="median_ms", ratio="share", baseline_of=lambda row: by_model["teacher"], inverse=True)
+    assert share[1]["share"] == pytest.approx(0.05)
+
+
+def test_goal_direction():
+    assert Goal("fast", 25.0, 30.0).met is True
+    assert Goal("fast", 25.0, 20.0).met is False
+    assert Goal("cheap", 0.01, 0.004, higher_is_better=False).met is True
+    assert Goal("fast", 25.0, None).met is None
+
+
+def test_table_leaves_missing_values_blank_and_aligns_columns():
+    table = format_table(
+        [{"model": "cnn14", "mAP": 0.4312}, {"model": "mobilenet_v2", "mAP": None}],
+        [Column("model", "model"), Column("mAP", "mAP", "{:.3f}")],
+    )
+    lines = table.splitlines()
+    assert lines[0] == "| model        | mAP   |"
+    assert lines[2] == "|        cnn14 | 0.431 |"
+    assert lines[3] == "| mobilenet_v2 |       |"
+
+
+def test_timing_summary_of_known_durations():
+    stats = TimingStats.from_seconds(np.array([0.001, 0.002, 0.003, 0.004, 0.010]))
+    assert stats.repeats == 5
+    assert stats.median_ms == pytest.approx(3.0)
+    assert stats.min_ms == pytest.approx(1.0)
+    assert stats.max_ms == pytest.approx(10.0)
+    assert stats.p95_ms == pytest.approx(8.8)
+
+
+def test_time_calls_warms_up_then_times_each_call():
+    calls = []
+    stats = time_calls(calls.append, warmup=3, repeats=7)
+    assert calls == [0, 1, 2, 0, 1, 2, 3, 4, 5, 6]
+    assert stats.repeats == 7
+    assert 0 <= stats.min_ms <= stats.median_ms <= stats.p95_ms <= stats.max_ms
+
+
+@given(st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=6), st.booleans())
+def test_parse_threads_keeps_order_and_drops_duplicates(counts, with_all):
+    text = ",".join([str(n) for n in counts] + (["all"] if with_all else []))
+    expected = list(dict.fromkeys(counts + ([available_cores()] if with_all else [])))
+    assert parse_threads(text) == tuple(expected)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1,two", "", "1,,2"])
+def test_parse_threads_refuses_bad_counts(text):
+    with pytest.raises(ConfigError, match="invalid thread count"):
+        parse_threads(text)
+
+
+def test_parse_pair():
+    assert parse_pair("student = runs/s.pth", "--checkpoint") == ("student", "runs/s.pth")
+    with pytest.raises(ConfigError, match=r"invalid --checkpoint 'runs/s.pth'; expected NAME=PATH"):
+        parse_pair("runs/s.pth", "--checkpoint")
+
+
+def test_cli_bad_threads_is_one_line_and_exit_1(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "latency", "--threads", "0", "--results", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("error: invalid thread count '0'")
+    assert "Traceback" not in result.output
+
+
+def test_calibration_clips_never_come_from_the_evaluated_fold(tmp_path):
+    import csv
+
+    from edge_sed.bench.exports import CALIBRATION_CLIPS_PER_CLASS, calibration_csv
+
+    metadata = tmp_path / "metadata.csv"
+    rows = [(f"audio/{fold}-{i}-{label}.flac", label, fold) for fold in (1, 2, 5) for label in ("dog", "rain") for i in range(3)]
+    metadata.write_text("filename,label,fold\n" + "".join(f"{name},{label},{fold}\n" for name, label, fold in rows))
+    kept = list(csv.DictReader(calibration_csv(metadata, tmp_path / "work", held_out_fold=1).open()))
+
+    assert [row["label"] for row in kept] == ["dog"] * CALIBRATION_CLIPS_PER_CLASS + ["rain"] * CALIBRATION_CLIPS_PER_CLASS
+    assert all("/2-" in row["filename"] and row["filename"].startswith(str(tmp_path)) for row in kept)
