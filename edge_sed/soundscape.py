@@ -33,6 +33,7 @@ from edge_sed.audio import read_audio
 from edge_sed.errors import AudioInputError, ConfigError
 
 __all__ = [
+    "ESC50_HELD_OUT_FOLD",
     "SPLITS",
     "SAMPLE_RATE",
     "ESC50_FOLD_SPLITS",
@@ -60,8 +61,10 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: Every recording in the shared data, and every soundscape, is 16 kHz mono.
 SAMPLE_RATE = 16000
 
-#: ESC-50 official folds -> split. Fold 5 is the held-out test fold.
-ESC50_FOLD_SPLITS: dict[int, Split] = {1: "train", 2: "train", 3: "train", 4: "validation", 5: "test"}
+#: The ESC-50 fold held out from training, calibration and tuning (the project's test fold).
+ESC50_HELD_OUT_FOLD = 5
+#: ESC-50 official folds -> split.
+ESC50_FOLD_SPLITS: dict[int, Split] = {1: "train", 2: "train", 3: "train", 4: "validation", ESC50_HELD_OUT_FOLD: "test"}
 #: FSDD speakers -> split (label ``speech``); a speaker never crosses splits.
 FSDD_SPEAKER_SPLITS: dict[str, Split] = {
     "george": "train",

@@ -22,6 +22,7 @@ import numpy as np
 from edge_sed.backends import Backend, load_backend
 from edge_sed.errors import ModelError
 from edge_sed.frontend import LogMel
+from edge_sed.soundscape import ESC50_HELD_OUT_FOLD
 from quantize.clips import Clip, clip_windows, list_clips
 
 __all__ = [
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 
 #: The project's ESC-50 copy (shared data beside the repository).
 ESC50_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50-subset" / "metadata.csv"
-#: The ESC-50 fold held out from training and calibration.
-ESC50_HELD_OUT_FOLD = 5
 
 
 @dataclass(frozen=True, slots=True)

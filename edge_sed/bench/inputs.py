@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_sed.audio import read_audio
 from edge_sed.errors import AudioInputError
+from edge_sed.soundscape import ESC50_HELD_OUT_FOLD
 
 __all__ = [
     "DATA_ENV",
@@ -24,8 +25,6 @@ __all__ = [
 #: Environment variable naming the shared data folder (default: ``../shared/data`` beside the checkout).
 DATA_ENV = "EDGE_SED_DATA"
 ESC50_FOLDER = "esc50-subset"
-#: The ESC-50 fold never used for training or calibration: benchmarks evaluate on it.
-ESC50_HELD_OUT_FOLD = 5
 #: The demo recording shipped with the package, the default audio of speed measurements.
 DEMO_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "demo.flac"
 #: The shipped default model (int8 ONNX bundle), benchmarked beside the zoo when present.
