@@ -12,12 +12,16 @@ import soxr
 
 from edge_sed.errors import AudioInputError
 
-__all__ = ["read_audio", "to_mono", "resample", "check_finite", "CLIP_LEVEL"]
+__all__ = ["read_audio", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
 #: Samples at or above this magnitude count as clipped.
 CLIP_LEVEL = 0.999
+#: The int16 sample value that maps to 1.0 (raw PCM on stdin, PCM frames from an MCU).
+INT16_FULL_SCALE = 32768.0
+#: soxr quality of every resampling in edge-sed (files here, streams in the sources), so all paths agree.
+RESAMPLE_QUALITY = "HQ"
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -30,7 +34,7 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarra
     """Resample mono float32 audio with soxr (the same resampler the streaming sources use)."""
     if orig_rate == target_rate:
         return np.asarray(samples, dtype=np.float32)
-    return soxr.resample(np.asarray(samples, dtype=np.float32), orig_rate, target_rate, quality="HQ")
+    return soxr.resample(np.asarray(samples, dtype=np.float32), orig_rate, target_rate, quality=RESAMPLE_QUALITY)
 
 
 def check_finite(samples: np.ndarray, source: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge_sed.audio import CLIP_LEVEL
+from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, to_mono
 from edge_sed.errors import AudioInputError, ConfigError
 from edge_sed.ringbuffer import RingBuffer
 
@@ -49,8 +49,6 @@ MIC_BUFFER_S = 4.0
 MIC_POLL_S = 0.01
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
 PCM_SAMPLE_BYTES = 2
-_PCM_FULL_SCALE = 32768.0
-_RESAMPLE_QUALITY = "HQ"
 
 
 class Source(Protocol):
@@ -74,11 +72,11 @@ class _Conditioner:
     def __init__(self, name: str, in_rate: int, out_rate: int, *, live: bool, counters: Counter[str]) -> None:
         self.name, self.live, self.counters = name, live, counters
         self._stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+            in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
-        mono = frames.mean(axis=1, dtype=np.float32) if frames.ndim == 2 else frames.astype(np.float32, copy=False)
+        mono = to_mono(frames)
         if not np.isfinite(mono).all():
             if not self.live:
                 raise AudioInputError(
@@ -341,7 +339,7 @@ class StdinSource:
                     f"({frame_bytes} bytes per frame)"
                 )
             pcm = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, self.channels)
-            block = self._conditioner(pcm.astype(np.float32) / _PCM_FULL_SCALE, last=len(data) < self.block_bytes)
+            block = self._conditioner(pcm.astype(np.float32) / INT16_FULL_SCALE, last=len(data) < self.block_bytes)
             if block.size:
                 yield block
             if len(data) < self.block_bytes:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import soxr
 
+from edge_sed.audio import INT16_FULL_SCALE, RESAMPLE_QUALITY
 from edge_sed.errors import AudioInputError
 from firmware_bridge.protocol import FrameDecoder, PcmMessage
 from firmware_bridge.transports import Transport, open_transport, parse_url
@@ -26,10 +27,7 @@ __all__ = ["PcmCounters", "PcmAssembler", "BridgeSource", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
-#: int16 sample value that maps to 1.0.
-INT16_FULL_SCALE = 32768.0
 _INDEX_MOD = 1 << 32
-_RESAMPLE_QUALITY = "HQ"  # as edge_sed.audio.resample
 
 
 @dataclass(slots=True)
@@ -182,7 +180,7 @@ class BridgeSource:
             return samples
         if rate != self._resampler_rate:
             head = self._flush_resampler()
-            self._resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+            self._resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
             self._resampler_rate = rate
             return np.concatenate([head, self._resampler.resample_chunk(samples)])
         return self._resampler.resample_chunk(samples)
