@@ -44,10 +44,11 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def periodic_hann(n_fft: int) -> np.ndarray:
     """The periodic ("DFT-even") Hann window, as ``scipy.signal.get_window("hann", n_fft)``.
 
-    Written out here because importing scipy.signal costs about 50 MB of memory.
+    Written out here because importing scipy.signal costs about 50 MB of memory and
+    a second of start-up. float64, so that the FFT it feeds runs in float64.
     """
     n = np.arange(n_fft, dtype=np.float64)
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)
 
 
 def mel_filterbank(config: FrontendConfig) -> np.ndarray:
@@ -85,7 +86,7 @@ class LogMel:
         self.config = config
         # float64, so the FFT runs in float64: float32 FFTs (numpy's, torch's) differ from
         # each other by up to 0.03 dB in bins far below a frame's peak.
-        self.window = scipy.signal.get_window("hann", config.n_fft, fftbins=True)
+        self.window = periodic_hann(config.n_fft)
         self.mel_basis = mel_filterbank(config)
 
     def frames_to_logmel(self, frames: np.ndarray) -> np.ndarray:

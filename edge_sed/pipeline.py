@@ -86,12 +86,14 @@ class FrameWindow:
         self._next = 0
         self.pushed = 0
 
-    def push(self, frame: np.ndarray) -> None:
-        """Append one frame, shape (n_mels,)."""
-        self._data[self._next] = frame
-        self._data[self._next + self.frames] = frame
-        self._next = (self._next + 1) % self.frames
-        self.pushed += 1
+    def extend(self, frames: np.ndarray) -> None:
+        """Append frames, shape (k, n_mels), oldest first."""
+        self.pushed += len(frames)
+        kept = frames[-self.frames :]  # older ones would be overwritten anyway
+        rows = (self._next + np.arange(len(kept))) % self.frames
+        self._data[rows] = kept
+        self._data[rows + self.frames] = kept
+        self._next = (self._next + len(kept)) % self.frames
 
     def window(self) -> np.ndarray:
         """The last ``frames`` frames, oldest first, shape (frames, n_mels) (a view)."""
@@ -169,11 +171,20 @@ class _Stream:
         self._emit(self.tracker.close(self.n_samples / self.rate))
 
     def _frames(self, frames: np.ndarray) -> None:
-        for frame in frames:
-            self.frames.push(frame)
-            last = self.frames.pushed - 1
-            if last >= self.window_frames - 1 and (last - self.window_frames + 1) % self.hop_frames == 0:
-                self._score(last)
+        """Add frames to the window, scoring it each time a hop's last frame is in."""
+        while len(frames):
+            due = self._next_scored_frame()
+            count = min(len(frames), due - self.frames.pushed + 1)
+            self.frames.extend(frames[:count])
+            frames = frames[count:]
+            if self.frames.pushed - 1 == due:
+                self._score(due)
+
+    def _next_scored_frame(self) -> int:
+        """Index of the next frame that ends a window: the first full window, then every hop."""
+        first = self.window_frames - 1
+        hops = max(0, -(-(self.frames.pushed - first) // self.hop_frames))  # ceil, never before the first
+        return first + hops * self.hop_frames
 
     def _score(self, last_frame: int) -> None:
         centre_frame = max(0.0, last_frame - (self.window_frames - 1) / 2)

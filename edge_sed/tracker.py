@@ -159,17 +159,20 @@ class EventTracker:
         delays = np.array([plan.delay for plan in self._plans], dtype=int)
         self._groups = [(int(d), np.flatnonzero(delays == d)) for d in np.unique(delays)]
         self._max_delay = int(delays.max(initial=0))
+        # The last 2 * max_delay + 1 score vectors, a ring written at self._next.
+        self._raw = np.zeros((2 * self._max_delay + 1, len(self.labels)), dtype=np.float64)
         self._on = np.array([plan.on for plan in self._plans], dtype=np.float64)
         self._off = np.array([plan.off for plan in self._plans], dtype=np.float64)
         self.reset()
 
     def reset(self) -> None:
         """Forget every score and event: the state of a new stream."""
-        self._raw: deque[np.ndarray] = deque(maxlen=2 * self._max_delay + 1)
+        self._next = 0
         self._times: deque[float] = deque(maxlen=self._max_delay + 1)
         self._pushed = 0
         self._active = np.zeros(len(self.labels), dtype=bool)
         self._open: dict[int, _OpenEvent] = {}
+        self._is_open = np.zeros(len(self.labels), dtype=bool)  # the classes in self._open
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -199,8 +202,9 @@ class EventTracker:
         if scores.shape[0] != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores, got {scores.shape[0]}")
         if self._pushed == 0:  # the filter's left edge repeats the first scores
-            self._raw.extend([scores] * self._max_delay)
-        self._raw.append(scores)
+            self._raw[:] = scores
+            self._next = self._max_delay
+        self._keep(scores)
         self._times.append(float(time_s))
         self._pushed += 1
         events: list[Event] = []
@@ -220,10 +224,10 @@ class EventTracker:
         """
         events: list[Event] = []
         if self._pushed:
-            last_raw = self._raw[-1]
+            last_raw = self._raw[self._next - 1].copy()
             newest = self._pushed - 1
             for step in range(1, self._max_delay + 1):
-                self._raw.append(last_raw)
+                self._keep(last_raw)
                 for delay, classes in self._groups:
                     frame = newest - delay + step
                     if step <= delay and frame >= 0:
@@ -235,14 +239,19 @@ class EventTracker:
         self.reset()
         return events
 
+    def _keep(self, scores: np.ndarray) -> None:
+        self._raw[self._next] = scores
+        self._next = (self._next + 1) % len(self._raw)
+
     def _filter_and_advance(self, delay: int, classes: np.ndarray, frame: int, time_s: float) -> list[Event]:
-        window = np.stack(list(self._raw)[len(self._raw) - (2 * delay + 1) :])[:, classes]
-        filtered = np.median(window, axis=0)
+        latest = (self._next - 1 - np.arange(2 * delay + 1)) % len(self._raw)  # the last 2*delay+1 pushes
+        window = self._raw[np.ix_(latest, classes)]
+        filtered = np.partition(window, delay, axis=0)[delay]  # the median of an odd count
         was_active = self._active[classes]
         now_active = np.where(was_active, filtered >= self._off[classes], filtered >= self._on[classes])
         self._active[classes] = now_active
         events: list[Event] = []
-        for i in np.flatnonzero(now_active | np.isin(classes, list(self._open))):
+        for i in np.flatnonzero(now_active | self._is_open[classes]):
             event = self._advance(int(classes[i]), bool(now_active[i]), float(filtered[i]), frame, time_s)
             if event is not None:
                 events.append(event)
@@ -256,6 +265,7 @@ class EventTracker:
         if active:
             if ev is None:
                 ev = self._open[c] = _OpenEvent(frame, frame, time_s - half_hop, time_s + half_hop, score)
+                self._is_open[c] = True
             else:
                 ev.last, ev.end, ev.peak = frame, time_s + half_hop, max(ev.peak, score)
             if not ev.confirmed and ev.last - ev.first + 1 >= plan.min_frames:
@@ -264,6 +274,7 @@ class EventTracker:
             return None
         if ev is not None and frame - ev.last > plan.max_gap_frames:
             del self._open[c]
+            self._is_open[c] = False
             if ev.confirmed:
                 return self._stamper.event(self.labels[c], ev.onset, ev.end, ev.peak)
         return None

@@ -155,8 +155,13 @@ def test_frame_window_is_the_last_frames_in_order() -> None:
     window = FrameWindow(3, 2, floor_db=-100.0)
     assert (window.window() == -100.0).all()
     for i in range(5):
-        window.push(np.array([i, -i], dtype=np.float32))
+        window.extend(np.array([[i, -i]], dtype=np.float32))
     np.testing.assert_array_equal(window.window(), [[2, -2], [3, -3], [4, -4]])
+    window.extend(np.array([[5, -5], [6, -6]], dtype=np.float32))
+    np.testing.assert_array_equal(window.window(), [[4, -4], [5, -5], [6, -6]])
+    window.extend(np.arange(10, 18, dtype=np.float32).reshape(4, 2))  # more than the window holds
+    np.testing.assert_array_equal(window.window(), [[12, 13], [14, 15], [16, 17]])
+    assert window.pushed == 11
 
 
 def test_live_nonfinite_blocks_become_silence_and_are_counted() -> None:
