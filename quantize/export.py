@@ -129,18 +129,26 @@ def deployable_model(model: Any) -> Any:
 def scores_module(model: Any, input_kind: str) -> Any:
     """A ``torch.nn.Module`` mapping one input tensor to ``scores`` (clip-level sigmoid).
 
-    For ``input_kind="waveform"`` the front end runs under the name scope
-    :data:`FRONTEND_SCOPE`, so quantization can leave it in float.
+    ``bn0`` becomes a per-mel affine map (:func:`edge_sed.models.reparam.bn0_affine`),
+    so the graph has no BatchNorm and no transposes before the first conv. It
+    runs under the name scope :data:`FRONTEND_SCOPE`, with the log-mel front end
+    for ``input_kind="waveform"``, so quantization leaves it in float.
     """
     import torch
 
-    class _LogmelScores(torch.nn.Module):
+    from edge_sed.models.reparam import bn0_affine
+
+    class _MelNorm(torch.nn.Module):
+        """(batch, frames, n_mels) -> bn0's output, (batch, 1, frames, n_mels)."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            scale, shift = bn0_affine(model)
+            self.register_buffer("scale", scale)
+            self.register_buffer("shift", shift)
 
         def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-            return self.model.forward_logmel(logmel)["clipwise_output"]
+            return (logmel * self.scale + self.shift).unsqueeze(1)
 
     class _ConvPowerSpectrogram(torch.nn.Module):
         """The power spectrogram with PANNs' DFT-kernel convolutions (ONNX has no complex STFT)."""
@@ -157,15 +165,21 @@ def scores_module(model: Any, input_kind: str) -> Any:
             imag = torch.nn.functional.conv1d(x, self.extractor.stft.conv_imag.weight, stride=hop)
             return (real**2 + imag**2).transpose(1, 2)
 
-    class _WaveformScores(_LogmelScores):
+    class _Scores(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.frontend = torch.nn.Sequential(_ConvPowerSpectrogram(model.spectrogram_extractor), model.logmel_extractor)
+            self.model = model
+            if input_kind == "waveform":
+                self.frontend = torch.nn.Sequential(
+                    _ConvPowerSpectrogram(model.spectrogram_extractor), model.logmel_extractor, _MelNorm()
+                )
+            else:
+                self.frontend = _MelNorm()
 
-        def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-            return self.model.forward_logmel(self.frontend(waveform))["clipwise_output"]
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.model.forward_normalised(self.frontend(features))["clipwise_output"]
 
-    return (_WaveformScores if input_kind == "waveform" else _LogmelScores)().eval()
+    return _Scores().eval()
 
 
 def write_onnx_bundle(model_proto: Any, bundle: ModelBundle, path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""Exact re-parameterisation of PANNs' MobileNets into the strided deployment layout.
+"""Exact re-parameterisations for deployment: PANNs' MobileNets into the strided
+layout, and ``bn0`` into a per-mel affine map.
 
 PANNs' MobileNets downsample with a 3x3 stride-1 conv followed directly by
 ``AvgPool2d(2)``; the BatchNorm comes after the pool, so export tools cannot
@@ -34,7 +35,7 @@ from edge_sed.models.blocks import STRIDED_KERNEL
 from edge_sed.models.registry import MODELS, build_model, get_spec
 from edge_sed.models.tagger import SoundTagger
 
-__all__ = ["strided_kernel", "strided_name", "to_strided"]
+__all__ = ["strided_kernel", "strided_name", "to_strided", "bn0_affine"]
 
 _POOL = 2
 
@@ -86,3 +87,18 @@ def to_strided(model: SoundTagger) -> SoundTagger:
             state[f"{name}.weight"] = strided_kernel(state[f"{name}.weight"])
     target.load_state_dict(state, strict=True)
     return target.train(model.training)
+
+
+def bn0_affine(model: SoundTagger) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bn0`` in eval mode as ``logmel * scale + shift`` over the mel axis.
+
+    ``bn0`` normalises each mel bin, but as a BatchNorm2d it needs the log-mel
+    transposed to put the bins on the channel axis (and back). As an affine map
+    on the last axis it needs no transposes, and ONNX Runtime and int8 graphs
+    then start directly with the first conv. Returns ``(scale, shift)``, each
+    shape (n_mels,), detached.
+    """
+    bn = model.bn0
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale.detach().clone(), (bn.bias - bn.running_mean * scale).detach().clone()
+

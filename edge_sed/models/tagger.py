@@ -96,8 +96,11 @@ class SoundTagger(nn.Module):
 
     def forward_logmel(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything after the front end, from ``bn0`` on."""
-        n_frames = logmel.shape[1]
-        x = self.bn0(logmel.unsqueeze(1).transpose(1, 3)).transpose(1, 3)
+        return self.forward_normalised(self.bn0(logmel.unsqueeze(1).transpose(1, 3)).transpose(1, 3))
+
+    def forward_normalised(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything after ``bn0``: (batch, 1, frames, n_mels) -> the output dict."""
+        n_frames = x.shape[2]
         for name in self._stages:
             x = getattr(self, name)(x)
             if self._block_dropout:
