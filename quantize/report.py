@@ -30,6 +30,7 @@ __all__ = [
     "ESC50_HELD_OUT_FOLD",
     "ModelRow",
     "Agreement",
+    "DECIDED_MARGIN",
     "QuantizeReport",
     "default_labelled_clips",
     "compare_models",
@@ -56,6 +57,11 @@ class ModelRow:
     mean_average_precision: float | None
 
 
+#: A clip is *decided* when the first model's top score beats the second by at least this much;
+#: below it, top-1 is a near-tie that int8 rounding (about 0.01 here) may flip either way.
+DECIDED_MARGIN = 0.02
+
+
 @dataclass(frozen=True, slots=True)
 class Agreement:
     """One model against an earlier one in the list (every pair): clip-level scores."""
@@ -63,6 +69,8 @@ class Agreement:
     reference: str
     candidate: str
     top1_agreement: float
+    decided_clips: int  # clips whose first-model top-2 margin is >= DECIDED_MARGIN
+    top1_agreement_decided: float | None  # top-1 agreement on those clips
     max_abs_diff: float
     mean_abs_diff: float
     size_ratio: float
@@ -202,8 +210,11 @@ def compare_models(
                 mean_average_precision=mean_ap,
             )
         )
+    decided = _decided(scores[0])
     agreements = tuple(
-        _agreement(rows[i], rows[j], scores[i], scores[j]) for i in range(len(rows)) for j in range(i + 1, len(rows))
+        _agreement(rows[i], rows[j], scores[i], scores[j], decided)
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
     )
     return QuantizeReport(
         clips=clips_description,
@@ -217,12 +228,25 @@ def compare_models(
     )
 
 
-def _agreement(reference: ModelRow, candidate: ModelRow, reference_scores: np.ndarray, scores: np.ndarray) -> Agreement:
+def _decided(scores: np.ndarray) -> np.ndarray:
+    """Clips whose top score beats the runner-up by at least :data:`DECIDED_MARGIN` (all, for one class)."""
+    if scores.shape[1] < 2:
+        return np.ones(len(scores), dtype=bool)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0] >= DECIDED_MARGIN
+
+
+def _agreement(
+    reference: ModelRow, candidate: ModelRow, reference_scores: np.ndarray, scores: np.ndarray, decided: np.ndarray
+) -> Agreement:
     difference = np.abs(scores - reference_scores)
+    same_top1 = reference_scores.argmax(axis=1) == scores.argmax(axis=1)
     return Agreement(
         reference=reference.path,
         candidate=candidate.path,
-        top1_agreement=float(np.mean(reference_scores.argmax(axis=1) == scores.argmax(axis=1))),
+        top1_agreement=float(np.mean(same_top1)),
+        decided_clips=int(decided.sum()),
+        top1_agreement_decided=float(np.mean(same_top1[decided])) if decided.any() else None,
         max_abs_diff=float(difference.max()),
         mean_abs_diff=float(difference.mean()),
         size_ratio=candidate.size_bytes / reference.size_bytes,
@@ -250,7 +274,8 @@ def format_report(report: QuantizeReport) -> str:
     for agreement in report.agreements:
         lines.append(
             f"{Path(agreement.candidate).name} vs {Path(agreement.reference).name}: "
-            f"top-1 agreement {agreement.top1_agreement:.4f}, |score diff| max {agreement.max_abs_diff:.4f} "
+            f"top-1 agreement {agreement.top1_agreement:.4f} ({_fmt(agreement.top1_agreement_decided, '.4f')} on the "
+            f"{agreement.decided_clips} clips with a top-2 margin >= {DECIDED_MARGIN}), |score diff| max {agreement.max_abs_diff:.4f} "
             f"mean {agreement.mean_abs_diff:.5f}, size x{agreement.size_ratio:.3f}, latency x{agreement.latency_ratio:.3f}, "
             f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}, mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
         )
