@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quantize.clips import calibration_windows, list_clips  # noqa: E402
+from quantize.clips import CALIBRATION_WINDOWS, calibration_windows, list_clips  # noqa: E402
 from quantize.export import export_onnx  # noqa: E402
 from quantize.onnx_int8 import quantize_onnx  # noqa: E402
 from quantize.report import ESC50_HELD_OUT_FOLD, ESC50_METADATA, compare_models, format_report  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--tflite", action="store_true", help="also LiteRT full int8 (needs litert-torch)")
     parser.add_argument("--models-dir", type=Path, help="keep the exported models here (default: a temporary folder)")
-    parser.add_argument("--max-windows", type=int, default=256)
+    parser.add_argument("--max-windows", type=int, default=CALIBRATION_WINDOWS)
     parser.add_argument("--latency-runs", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--describe", default="", help="how the checkpoint was made (kept in the JSON)")

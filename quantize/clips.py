@@ -21,10 +21,13 @@ from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ConfigError
 from edge_sed.frontend import LogMel
 
-__all__ = ["AUDIO_SUFFIXES", "Clip", "list_clips", "model_windows", "clip_windows", "calibration_windows"]
+__all__ = ["AUDIO_SUFFIXES", "CALIBRATION_WINDOWS", "Clip", "list_clips", "model_windows", "clip_windows", "calibration_windows"]
 
 #: File suffixes taken from a clip folder.
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".opus")
+#: Calibration windows drawn by default. With 256, the LiteRT int8 mAP of the shipped model's
+#: checkpoint moved by 1.2 % from calibration draw alone; with 1024 neither int8 model lost any.
+CALIBRATION_WINDOWS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ def clip_windows(clip: Clip | Path, bundle: ModelBundle, logmel: LogMel | None =
     return model_windows(samples, bundle, logmel)
 
 
-def calibration_windows(clips: list[Clip], bundle: ModelBundle, *, max_windows: int = 256, seed: int = 0) -> np.ndarray:
+def calibration_windows(clips: list[Clip], bundle: ModelBundle, *, max_windows: int = CALIBRATION_WINDOWS, seed: int = 0) -> np.ndarray:
     """Up to *max_windows* model inputs drawn evenly from *clips* (a fixed random pick).
 
     Returns

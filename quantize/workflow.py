@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_sed.bundle import ModelBundle
-from quantize.clips import Clip, calibration_windows, list_clips
+from quantize.clips import CALIBRATION_WINDOWS, Clip, calibration_windows, list_clips
 from quantize.export import onnx_output
 from quantize.onnx_int8 import fp32_bundle, quantize_onnx
 from quantize.report import QuantizeReport, compare_models, default_labelled_clips
@@ -29,7 +29,7 @@ def quantize_model(
     output: str | Path,
     calibration: str | Path,
     *,
-    max_windows: int = 256,
+    max_windows: int = CALIBRATION_WINDOWS,
     tflite_checkpoint: str | Path | None = None,
     report: bool = False,
     labelled: str | Path | None = None,

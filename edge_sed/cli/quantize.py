@@ -13,6 +13,7 @@ import typer
 
 from edge_sed.cli._app import command, console
 from edge_sed.errors import ConfigError
+from quantize.clips import CALIBRATION_WINDOWS
 
 __all__ = ["export", "quantize"]
 
@@ -77,7 +78,7 @@ def quantize(
     model: Annotated[Path, typer.Argument(help="fp32 .onnx bundle from 'edge-sed export'.")],
     output: OutputOpt,
     calibration: Annotated[Path, typer.Option("--calibration", help="Folder or CSV (filename column) of real audio.")],
-    max_windows: Annotated[int, typer.Option("--max-windows", help="Calibration windows to draw.")] = 256,
+    max_windows: Annotated[int, typer.Option("--max-windows", help="Calibration windows to draw.")] = CALIBRATION_WINDOWS,
     tflite: Annotated[bool, typer.Option("--tflite", help="Also write <output stem>.tflite (full int8; needs --checkpoint).")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="The checkpoint the model was exported from.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Measure fp32 vs int8 side by side.")] = False,
