@@ -166,3 +166,21 @@ def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
     # 44.1 kHz into a 50 ms ring (2205 frames) nobody reads: what does not fit is dropped and counted
     assert overruns >= 2 and dropped > 4 * 2205
     assert 0 < block <= round(0.05 * 16000) + 16  # what the ring held, resampled to 16 kHz
+
+
+def test_bench_stream_measures_listen_on_a_real_device(pulse, scene, test_bundle, tmp_path) -> None:
+    from edge_sed.bench.stream import MIC_MODE, StreamBenchConfig, run_stream_benchmark
+
+    player = subprocess.Popen(["paplay", f"--latency-msec={_PLAYBACK_LATENCY_MS}", str(scene)])
+    try:
+        config = StreamBenchConfig(model=str(test_bundle), latency_recording=str(scene), placements=tuple(PLACEMENTS),
+                                   hops_s=(0.25,), long_s=2.0, paced_s=3.0, device="pulse", results_dir=str(tmp_path))
+        result = run_stream_benchmark(config)
+    finally:
+        player.kill()
+        player.wait()
+    mic = next(row for row in result.rows if row["mode"] == MIC_MODE)
+    assert "error" not in mic, mic
+    assert 2.9 <= mic["audio_s"] <= 3.1 and mic["windows"] >= 4  # --paced-s of live audio, scored every hop
+    assert 0 < mic["core_share"] < 1 and mic["peak_rss_mib"] > 0
+    assert "live from input device pulse" in result.goals[0].goal and result.goals[0].measured == mic["core_share"]

@@ -10,6 +10,9 @@ long recording made by concatenating ``shared/data`` clips:
 - **as fast as possible**: share of one core = process CPU time / audio duration;
 - **paced in real time** (a shorter stretch, blocks released as a microphone
   would deliver them): the same share, as a live ``listen`` spends it;
+- **from a real input device** (``device``; whatever it hears, for as long as
+  the paced run): the share of ``listen`` itself, PortAudio's audio thread and
+  resampling included;
 - peak resident memory of the process (each run in a fresh child process);
 - **onset-to-event latency** on a recording with known onsets: wall time from
   feeding the block that holds the true onset sample to the onset event
@@ -59,6 +62,8 @@ DEMO_ONSETS = DEMO_AUDIO.with_suffix(".tsv")
 #: An onset event counts as the detection of a true onset within this many seconds.
 ONSET_MATCH_S = 1.5
 MODES = ("fast", "paced", "latency")
+#: The run through a real input device (only when one is named).
+MIC_MODE = "mic"
 
 #: (label, onset_s, duration_s) of one known event.
 Placement = tuple[str, float, float]
@@ -150,18 +155,25 @@ class _TimedSinks:
 
 def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: float | None = None,
                 placements: Sequence[Placement] = ()) -> dict[str, Any]:
-    """One measured pipeline run in this process (call it in a fresh one); the result row."""
+    """One measured pipeline run in this process (call it in a fresh one); the result row.
+
+    In :data:`MIC_MODE` *recording* names the input device (index or name, as ``listen --device``).
+    """
     from edge_sed.backends import load_backend
     from edge_sed.config import resolve
     from edge_sed.pipeline import PipelineConfig, run
     from edge_sed.sinks import open_sinks
-    from edge_sed.sources import FileSource
+    from edge_sed.sources import FileSource, MicSource
 
     backend = load_backend(model)
     bundle = backend.bundle
     config = PipelineConfig(stream=resolve(bundle.stream, {"hop_s": hop_s}), tracker=bundle.tracker,
                             duration_s=seconds)
-    source = _TimedSource(FileSource(recording, bundle.frontend.sample_rate, realtime=mode != "fast"))
+    rate = bundle.frontend.sample_rate
+    if mode == MIC_MODE:
+        source = _TimedSource(MicSource(rate, int(recording) if recording.isdigit() else recording))
+    else:
+        source = _TimedSource(FileSource(recording, rate, realtime=mode != "fast"))
     sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
     rss_before_mb = peak_rss_mib()
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -199,8 +211,9 @@ def _latencies(fed: list[tuple[int, float]], onsets: list[tuple[str, float, floa
     return out
 
 
-def _run_child(model: Path, recording: Path, mode: str, hop: float, seconds: float | None,
+def _run_child(model: Path, recording: Path | str, mode: str, hop: float, seconds: float | None,
                placements: Sequence[Placement] = ()) -> dict:
+    """:func:`measure_run` in a fresh process (*recording*: the input device in :data:`MIC_MODE`)."""
     spec = {"model": str(model), "recording": str(recording), "mode": mode, "hop_s": hop, "seconds": seconds,
             "placements": [list(p) for p in placements]}
     row = run_child("edge_sed.bench.stream", spec)
@@ -214,6 +227,7 @@ class StreamBenchConfig:
     ``model``: an ``.onnx``/``.tflite`` bundle (default: the shipped model).
     ``latency_recording`` and ``onsets`` (a DCASE TSV) or ``placements``: the
     recording with known onsets (default: the shipped demo and its TSV).
+    ``device``: an input device to also measure ``listen`` on, live (none: no such run).
     """
 
     model: str = ""
@@ -223,6 +237,7 @@ class StreamBenchConfig:
     hops_s: tuple[float, ...] = HOPS_S
     long_s: float = 600.0
     paced_s: float = 30.0
+    device: str = ""
     results_dir: str = str(DEFAULT_RESULTS_DIR)
 
     def __post_init__(self) -> None:
@@ -254,7 +269,8 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
     model, recording, placements = _resolve_inputs(config)
     rate = read_bundle(model).frontend.sample_rate
     tick = progress or (lambda done, total, what: None)
-    plan = [(mode, hop) for hop in config.hops_s for mode in MODES]
+    modes = (*MODES, MIC_MODE) if config.device else MODES
+    plan = [(mode, hop) for hop in config.hops_s for mode in modes]
     runs = []
     with tempfile.TemporaryDirectory(prefix="edge-sed-bench-") as tmp:
         tick(0, len(plan), f"writing a {config.long_s:g} s recording")
@@ -263,14 +279,18 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
             tick(index, len(plan), f"{mode} run, hop {hop * 1000:.0f} ms")
             if mode == "latency":
                 runs.append(_run_child(Path(model), Path(recording), mode, hop, None, placements))
+            elif mode == MIC_MODE:
+                runs.append(_run_child(Path(model), config.device, mode, hop, config.paced_s))
             else:
                 runs.append(_run_child(Path(model), long, mode, hop, config.paced_s if mode == "paced" else None))
     tick(len(plan), len(plan), "done")
-    live = next((r for r in runs if r["mode"] == "paced" and r["hop_s"] == GOAL_HOP_S and "error" not in r), None)
-    goal = Goal("listen: share of one core at a 250 ms hop (paced like a microphone)", LISTEN_CORE_SHARE_GOAL,
+    goal_mode = MIC_MODE if config.device else "paced"
+    live = next((r for r in runs if r["mode"] == goal_mode and r["hop_s"] == GOAL_HOP_S and "error" not in r), None)
+    how = f"live from input device {config.device}" if config.device else "paced like a microphone"
+    goal = Goal(f"listen: share of one core at a 250 ms hop ({how})", LISTEN_CORE_SHARE_GOAL,
                 live["core_share"] if live else None, higher_is_better=False)
     settings = {**dataclasses.asdict(config), "model": model, "latency_recording": recording,
-                "placements": [list(p) for p in placements], "modes": list(MODES)}
+                "placements": [list(p) for p in placements], "modes": list(modes)}
     path = write_results("stream", runs, settings=settings, goals=[goal], results_dir=config.results_dir)
     return BenchResult(path, runs, [goal])
 

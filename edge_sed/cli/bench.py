@@ -112,13 +112,14 @@ def stream(
     onsets: Annotated[Path | None, typer.Option("--onsets", help="Its known events, DCASE TSV (onset, offset, event_label).")] = None,
     long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
+    device: Annotated[str, typer.Option("--device", help="Also run listen live on this input device (index or name) for --paced-s; play sound into it. The goal is then judged on it.")] = "",
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
 ) -> None:
     from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark
 
     config = StreamBenchConfig(
         model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
-        long_s=long_s, paced_s=paced_s, results_dir=str(results),
+        long_s=long_s, paced_s=paced_s, device=device, results_dir=str(results),
     )
     with _progress_bar() as progress:
         result = run_stream_benchmark(config, progress=progress)
