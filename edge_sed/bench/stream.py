@@ -171,7 +171,9 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
                             duration_s=seconds)
     rate = bundle.frontend.sample_rate
     if mode == MIC_MODE:
-        source = _TimedSource(MicSource(rate, int(recording) if recording.isdigit() else recording))
+        mic = MicSource(rate, int(recording) if recording.isdigit() else recording)
+        mic.open()  # PortAudio's one-off start-up is not listen's running cost (nor is loading the model)
+        source = _TimedSource(mic)
     else:
         source = _TimedSource(FileSource(recording, rate, realtime=mode != "fast"))
     sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
