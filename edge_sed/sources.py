@@ -183,6 +183,7 @@ class MicSource:
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
         self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
+        self.block_frames = max(1, round(MIC_BLOCK_S * self.device_rate))
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None
@@ -198,7 +199,7 @@ class MicSource:
         try:
             self._stream = self._sd.InputStream(
                 device=self.device["index"], samplerate=self.device_rate, channels=self.channels,
-                dtype="float32", callback=self._callback, blocksize=round(MIC_BLOCK_S * self.device_rate),
+                dtype="float32", callback=self._callback, blocksize=self.block_frames,
                 latency="high",  # the host's larger buffers: fewer wake-ups; detection needs no low latency
             )
             self._stream.start()
@@ -209,9 +210,9 @@ class MicSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._stream is None:
             self.open()
-        block = max(1, min(round(MIC_BLOCK_S * self.device_rate), self.ring.capacity))
+        wanted = min(self.block_frames, self.ring.capacity)  # a ring smaller than a block is read when full
         while True:
-            missing = block - self.ring.available
+            missing = wanted - self.ring.available
             if missing > 0:
                 if not self._stream.active:
                     raise AudioInputError(f"input device {self.name} stopped delivering audio (unplugged?)")

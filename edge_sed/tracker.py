@@ -172,7 +172,6 @@ class EventTracker:
         self._pushed = 0
         self._active = np.zeros(len(self.labels), dtype=bool)
         self._open: dict[int, _OpenEvent] = {}
-        self._is_open = np.zeros(len(self.labels), dtype=bool)  # the classes in self._open
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -250,8 +249,10 @@ class EventTracker:
         was_active = self._active[classes]
         now_active = np.where(was_active, filtered >= self._off[classes], filtered >= self._on[classes])
         self._active[classes] = now_active
+        is_open = np.zeros(len(self.labels), dtype=bool)
+        is_open[list(self._open)] = True
         events: list[Event] = []
-        for i in np.flatnonzero(now_active | self._is_open[classes]):
+        for i in np.flatnonzero(now_active | is_open[classes]):
             event = self._advance(int(classes[i]), bool(now_active[i]), float(filtered[i]), frame, time_s)
             if event is not None:
                 events.append(event)
@@ -265,7 +266,6 @@ class EventTracker:
         if active:
             if ev is None:
                 ev = self._open[c] = _OpenEvent(frame, frame, time_s - half_hop, time_s + half_hop, score)
-                self._is_open[c] = True
             else:
                 ev.last, ev.end, ev.peak = frame, time_s + half_hop, max(ev.peak, score)
             if not ev.confirmed and ev.last - ev.first + 1 >= plan.min_frames:
@@ -274,7 +274,6 @@ class EventTracker:
             return None
         if ev is not None and frame - ev.last > plan.max_gap_frames:
             del self._open[c]
-            self._is_open[c] = False
             if ev.confirmed:
                 return self._stamper.event(self.labels[c], ev.onset, ev.end, ev.peak)
         return None

@@ -36,7 +36,7 @@ import soundfile as sf
 
 from edge_sed.audio import read_audio
 from edge_sed.bench.child import child_main, run_child
-from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL, shared_data_dir
+from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL, default_esc50_dir, shared_data_dir
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, write_results
 from edge_sed.bench.timing import peak_rss_mib
 from edge_sed.errors import ConfigError
@@ -95,11 +95,10 @@ def read_onsets(path: str | Path) -> list[Placement]:
 
 def long_recording(path: Path, seconds: float, sample_rate: int) -> Path:
     """Concatenate ESC-50 subset clips and backgrounds from the shared data to *seconds*."""
-    shared = shared_data_dir()
-    clips = sorted((shared / "esc50-subset" / "audio").glob("*.flac"))
-    backgrounds = sorted((shared / "backgrounds" / "audio").glob("*.flac"))
+    clip_dir, background_dir = default_esc50_dir() / "audio", shared_data_dir() / "backgrounds" / "audio"
+    clips, backgrounds = sorted(clip_dir.glob("*.flac")), sorted(background_dir.glob("*.flac"))
     if not clips or not backgrounds:
-        raise ConfigError(f"the stream benchmark needs {shared}/esc50-subset/audio and backgrounds/audio; "
+        raise ConfigError(f"the stream benchmark needs {clip_dir} and {background_dir}; "
                           "they are missing here (set EDGE_SED_DATA to the shared data folder)")
     parts, total, need = [], 0, round(seconds * sample_rate)
     for i, clip in enumerate(clips):
@@ -171,7 +170,7 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
                             duration_s=seconds)
     rate = bundle.frontend.sample_rate
     if mode == MIC_MODE:
-        mic = MicSource(rate, int(recording) if recording.isdigit() else recording)
+        mic = MicSource(rate, recording)
         mic.open()  # PortAudio's one-off start-up is not listen's running cost (nor is loading the model)
         source = _TimedSource(mic)
     else:

@@ -101,4 +101,3 @@ def bn0_affine(model: SoundTagger) -> tuple[torch.Tensor, torch.Tensor]:
     bn = model.bn0
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale.detach().clone(), (bn.bias - bn.running_mean * scale).detach().clone()
-
