@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_sed.backends import Backend, load_backend
+from edge_sed.bench.inputs import default_esc50_dir
 from edge_sed.errors import ModelError
 from edge_sed.frontend import LogMel
 from edge_sed.soundscape import ESC50_HELD_OUT_FOLD
@@ -39,8 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The project's ESC-50 copy (shared data beside the repository).
-ESC50_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50-subset" / "metadata.csv"
+#: The project's ESC-50 copy (the shared data beside the repository, or under $EDGE_SED_DATA).
+ESC50_METADATA = default_esc50_dir() / "metadata.csv"
 
 
 @dataclass(frozen=True, slots=True)
