@@ -136,17 +136,14 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
 
 def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -> tuple[float | None, float | None]:
     """Top-1 accuracy and macro mAP over the model classes that occur in *truth*."""
-    from sklearn.metrics import average_precision_score
+    from edge_sed.train.metrics import average_precision  # numpy/scipy; scikit-learn's definition
 
     index = {label: i for i, label in enumerate(labels)}
     if not all(label in index for label in truth):
         return None, None
     target = np.array([index[label] for label in truth])
     accuracy = float(np.mean(scores.argmax(axis=1) == target))
-    present = sorted(set(target))
-    onehot = np.zeros((len(truth), len(present)))
-    onehot[np.arange(len(truth)), np.searchsorted(present, target)] = 1
-    mean_ap = float(average_precision_score(onehot, scores[:, present], average="macro"))
+    mean_ap = float(np.mean([average_precision(target == k, scores[:, k]) for k in sorted(set(target))]))
     return accuracy, mean_ap
 
 

@@ -100,6 +100,18 @@ def test_metrics_match_hand_computations() -> None:
     assert np.isnan(average_precision(np.zeros(3), np.ones(3)))
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(min_value=2, max_value=60), decimals=st.integers(min_value=0, max_value=3))
+def test_metrics_equal_scikit_learns(data, n: int, decimals: int) -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    target = np.array(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+    score = np.round(np.array(data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))), decimals)  # ties
+    if target.any():
+        assert average_precision(target, score) == pytest.approx(sklearn_metrics.average_precision_score(target, score))
+    if 0 < target.sum() < n:
+        assert roc_auc(target, score) == pytest.approx(sklearn_metrics.roc_auc_score(target, score))
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     epochs=st.integers(min_value=1, max_value=10_000),
