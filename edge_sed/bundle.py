@@ -11,6 +11,7 @@ contradicts itself, is refused with one clear line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "bundle_from_onnx_session",
     "open_onnx_session",
     "sidecar_path",
+    "file_sha256",
 ]
 
 BUNDLE_FORMAT_VERSION = 1
@@ -129,6 +131,15 @@ class ModelBundle:
             )
         except ConfigError as exc:
             raise ModelError(f"{source}: invalid edge-sed metadata: {exc}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (how a bundle names its source checkpoint)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sidecar_path(model_path: str | Path) -> Path:

@@ -11,7 +11,6 @@ export is checked against torch on real audio before it is kept.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sed.bundle import METADATA_KEY, ModelBundle
+from edge_sed.bundle import METADATA_KEY, ModelBundle, file_sha256
 from edge_sed.config import StreamConfig, TrackerConfig, from_mapping, resolve
 from edge_sed.errors import ConfigError, ModelError
 from quantize.clips import clip_windows
@@ -32,7 +31,6 @@ __all__ = [
     "EXPORT_TOLERANCE",
     "FRONTEND_SCOPE",
     "ExportResult",
-    "file_sha256",
     "checkpoint_bundle",
     "deployable_model",
     "scores_module",
@@ -59,15 +57,6 @@ class ExportResult:
     bundle: ModelBundle
     max_abs_diff: float
     n_windows: int
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sed.bundle import ModelBundle, sidecar_path
+from edge_sed.bundle import ModelBundle, file_sha256, sidecar_path
 from edge_sed.errors import ModelError, require
-from quantize.export import deployable_model, file_sha256, scores_module
+from quantize.export import deployable_model, scores_module
 
 __all__ = ["export_tflite"]
 

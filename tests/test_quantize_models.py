@@ -95,7 +95,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_export_carries_the_checkpoint_metadata(models: dict[str, Path]) -> None:
-    from quantize.export import file_sha256
+    from edge_sed.bundle import file_sha256
 
     bundle = read_bundle(models["fp32"])
     assert bundle.labels == CLASSES

@@ -19,7 +19,6 @@ no ``T**2`` factor.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_sed.bundle import file_sha256
 from edge_sed.errors import ConfigError, ModelError
 from edge_sed.train.data import ClipTable, crop_offsets
 
@@ -65,14 +65,6 @@ class DistillConfig:
             raise ConfigError(f"kd_lambda must be in [0, 1], got {self.kd_lambda!r}")
         if self.temperature <= 0 or self.crop_hop_s < 0 or self.batch_size <= 0:
             raise ConfigError("temperature and batch_size must be > 0 and crop_hop_s >= 0")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +176,7 @@ def compute_teacher_logits(
         counts=counts,
         meta={
             "teacher": str(teacher_path),
-            "teacher_sha256": _sha256(teacher_path),
+            "teacher_sha256": file_sha256(teacher_path),
             "labels": list(table.labels),
             "crop_s": crop_s,
             "crop_hop_s": crop_hop_s,
@@ -200,7 +192,7 @@ def cached_teacher_logits(config: DistillConfig, table: ClipTable, *, crop_s: fl
     if (folder / INDEX_FILE).is_file():
         cached = TeacherLogits.load(folder)
         same = (
-            cached.meta.get("teacher_sha256") == _sha256(teacher)
+            cached.meta.get("teacher_sha256") == file_sha256(teacher)
             and cached.meta.get("crop_s") == crop_s
             and cached.meta.get("crop_hop_s") == config.crop_hop_s
             and set(table.keys) <= set(cached.keys)
