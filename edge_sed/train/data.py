@@ -40,6 +40,7 @@ import soundfile as sf
 
 from edge_sed.audio import read_audio, resample
 from edge_sed.errors import ConfigError
+from edge_sed.labels import audioset_ontology
 
 __all__ = [
     "DataConfig",
@@ -342,15 +343,6 @@ def _read_sources_note(root: Path) -> str:
     return ""
 
 
-def _audioset_ontology() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """AudioSet's 527 (mids, display names), in PANNs' order."""
-    from importlib.resources import files
-
-    text = files("edge_sed").joinpath("assets/class_labels_indices.csv").read_text(encoding="utf-8")
-    rows = list(csv.DictReader(text.splitlines()))
-    return tuple(row["mid"] for row in rows), tuple(row["display_name"] for row in rows)
-
-
 def read_audioset_hdf5(path: str | Path, *, sample_rate: int = AUDIOSET_HDF5_RATE) -> ClipTable:
     """AudioSet packed as PANNs does: ``audio_name``, int16 ``waveform``, bool ``target`` (527 classes)."""
     import h5py
@@ -364,7 +356,7 @@ def read_audioset_hdf5(path: str | Path, *, sample_rate: int = AUDIOSET_HDF5_RAT
             raise ConfigError(f"{str(path)!r} is not in PANNs' packed layout: no dataset {missing[0]!r}")
         names = tuple(name.decode() if isinstance(name, bytes) else str(name) for name in h5["audio_name"][:])
         targets = h5["target"][:].astype(np.float32)
-    _, display = _audioset_ontology()
+    _, display = audioset_ontology()
     if targets.shape[1] != len(display):
         raise ConfigError(f"{str(path)!r}: target has {targets.shape[1]} classes, AudioSet has {len(display)}")
     return ClipTable(
@@ -392,7 +384,7 @@ def read_audioset_segments(csv_path: str | Path, audio_dir: str | Path, *, cache
     files = {}
     for path in sorted(audio_dir.iterdir()) if audio_dir.is_dir() else []:
         files.setdefault(path.stem.removeprefix("Y"), path)
-    mids, display = _audioset_ontology()
+    mids, display = audioset_ontology()
     mid_to_label = dict(zip(mids, display))
     keys, paths, clip_labels, missing = [], [], [], 0
     with csv_path.open(newline="", encoding="utf-8") as fh:
