@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_sed.bench.machine import machine_info  # noqa: E402
 from quantize.clips import CALIBRATION_WINDOWS, calibration_windows, list_clips  # noqa: E402
 from quantize.export import export_onnx  # noqa: E402
 from quantize.onnx_int8 import quantize_onnx  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
         "architecture": exported.bundle.architecture,
         "export_max_abs_diff": exported.max_abs_diff,
         "calibration_windows": int(len(windows)),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         **report.to_dict(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
