@@ -6,8 +6,9 @@ Expected trouble is counted in ``source.counters`` (``overruns``,
 ``clipped_blocks``, ``nonfinite_blocks``); a live source replaces a block with
 NaN/Inf samples by silence, a file with NaN/Inf samples is an error.
 
-- :class:`MicSource`: sounddevice/PortAudio at the device's own rate; the
-  callback only copies into a :class:`~edge_sed.ringbuffer.RingBuffer`.
+- :class:`MicSource`: sounddevice/PortAudio, at the model's rate where the
+  device takes it; the callback only copies into a
+  :class:`~edge_sed.ringbuffer.RingBuffer`.
 - :class:`FileSource`: soundfile (WAV, FLAC, OGG), as fast as possible or paced
   in real time.
 - :class:`StdinSource`: raw 16-bit little-endian PCM.
@@ -45,9 +46,10 @@ log = logging.getLogger(__name__)
 BLOCK_FRAMES = 4096
 #: Seconds of audio the microphone ring buffer holds.
 MIC_BUFFER_S = 4.0
-#: Seconds of microphone audio per PortAudio callback and per block the consumer takes (it sleeps
-#: until a block is there). Small blocks cost wake-ups: with PortAudio's default block size and a
-#: consumer polling every 10 ms, listen took 5.5 % of a core, with 0.1 s blocks 2.1 % (PulseAudio).
+#: Default seconds of microphone audio per PortAudio callback and per block the consumer takes (it
+#: sleeps until a block is there); ``listen`` uses its hop, as no window is due before a hop is in.
+#: Small blocks cost wake-ups: with PortAudio's default block size and a consumer polling every
+#: 10 ms, listen took 5.5 % of a core, with 0.1 s blocks 2.1 % (PulseAudio).
 MIC_BLOCK_S = 0.1
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
 PCM_SAMPLE_BYTES = 2
@@ -163,9 +165,16 @@ class MicSource:
     Parameters
     ----------
     sample_rate : int
-        The model's rate; the device is opened at its own default rate and resampled.
+        The model's rate. The device is opened at it, in mono, where the device
+        takes that (nothing to resample or down-mix here); else at its own
+        default rate, and resampled.
     device : int or str or None
         Index, name substring, or None for the default input.
+    device_rate : int or None
+        Open the device at this rate instead (e.g. its native 48000 Hz, to
+        resample with soxr rather than in the audio host).
+    block_s : float
+        Seconds per PortAudio callback and per block yielded.
     buffer_s : float
         Seconds of audio the ring buffer holds; when the consumer falls further
         behind, the newest samples are dropped and counted as overruns.
@@ -174,19 +183,34 @@ class MicSource:
     live = paced = True
     file = None
 
-    def __init__(self, sample_rate: int, device: int | str | None = None, *, buffer_s: float = MIC_BUFFER_S) -> None:
+    def __init__(self, sample_rate: int, device: int | str | None = None, *, device_rate: int | None = None,
+                 block_s: float = MIC_BLOCK_S, buffer_s: float = MIC_BUFFER_S) -> None:
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate
-        self.device_rate = int(self.device["default_samplerate"])
-        self.channels = max(1, min(int(self.device["max_input_channels"]), 2))
+        self.device_rate, self.channels = self._input_settings(device_rate)
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
         self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
-        self.block_frames = max(1, round(MIC_BLOCK_S * self.device_rate))
+        self.block_frames = max(1, round(block_s * self.device_rate))
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None
+
+    def _input_settings(self, device_rate: int | None) -> tuple[int, int]:
+        """The (rate, channels) to open the device with: the first the device takes of the model's
+        rate (or *device_rate*) then its default rate, each in mono then with up to two channels."""
+        most_channels = max(1, min(int(self.device["max_input_channels"]), 2))
+        rates = [device_rate] if device_rate else [self.sample_rate, int(self.device["default_samplerate"])]
+        candidates = [(rate, channels) for rate in dict.fromkeys(rates) for channels in dict.fromkeys((1, most_channels))]
+        for rate, channels in candidates:
+            try:
+                self._sd.check_input_settings(device=self.device["index"], samplerate=rate, channels=channels,
+                                              dtype="float32")
+            except (self._sd.PortAudioError, ValueError):
+                continue
+            return rate, channels
+        return candidates[-1]  # open() names the device and rate in the error
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and count only (no allocation, no blocking, no raising).

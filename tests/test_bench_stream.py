@@ -19,14 +19,19 @@ def test_stream_benchmark_rows_goal_and_file(tmp_path, test_bundle):
 
     scene = write_scene(tmp_path / "scene.wav", [("dog", 1.0, 1.5)], 4.0)
     config = StreamBenchConfig(model=str(test_bundle), latency_recording=str(scene), placements=(("dog", 1.0, 1.5),),
-                               hops_s=(0.25,), long_s=5.0, paced_s=1.0, results_dir=str(tmp_path / "results"))
+                               hops_s=(0.25,), long_s=5.0, paced_s=1.0, startup_s=0.5,
+                               results_dir=str(tmp_path / "results"))
     result = run_stream_benchmark(config)
 
     fast, paced, latency = result.rows
     assert [row["mode"] for row in result.rows] == ["fast", "paced", "latency"]
     assert all("error" not in row and row["hop_s"] == 0.25 for row in result.rows)
     assert fast["audio_s"] == pytest.approx(5.0, abs=0.01) and paced["audio_s"] == pytest.approx(1.0, abs=0.01)
-    assert all(row["cpu_s"] > 0 and row["core_share"] == pytest.approx(row["cpu_s"] / row["audio_s"]) for row in result.rows)
+    for row in result.rows:  # the whole run, and the running share after the first half second of audio
+        assert row["cpu_s"] > 0 and row["core_share_whole"] == pytest.approx(row["cpu_s"] / row["audio_s"])
+        assert 0.5 <= row["startup_s"] < 0.5 + 4096 / 16000 and 0 < row["startup_cpu_s"] < row["cpu_s"]
+        running = (row["cpu_s"] - row["startup_cpu_s"]) / (row["audio_s"] - row["startup_s"])
+        assert row["core_share"] == pytest.approx(running)
     assert all(0 < row["rss_before_run_mib"] <= row["peak_rss_mib"] for row in result.rows)
     assert latency["detected"] == "1/1" and latency["median_latency_s"] > 0
     (goal,) = result.goals

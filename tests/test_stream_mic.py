@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bundles import write_scene
+from bundles import STREAM, write_scene
 from conftest import need_program
 
 PLACEMENTS = [("siren", 1.0, 3.0), ("crying_baby", 5.5, 3.0)]
@@ -62,9 +62,10 @@ def _edge_sed(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_when) -> tuple[int, str, str]:
+def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_when,
+                          *options: str) -> tuple[int, str, str]:
     """Start listen, play *recording* once listen is ready, Ctrl-C once ``interrupt_when(out)`` holds."""
-    listen = _edge_sed("listen", "--device", "pulse", "--model", str(model), "--sink", f"jsonl:{out}")
+    listen = _edge_sed("listen", "--device", "pulse", "--model", str(model), "--sink", f"jsonl:{out}", *options)
     ready = listen.stderr.readline()
     # a deep playback buffer: on a loaded machine paplay would otherwise underrun and the
     # null sink would insert silence that the detector rightly hears
@@ -113,6 +114,13 @@ def test_unknown_or_ambiguous_device_lists_the_inputs(pulse, test_bundle, device
     assert stderr.startswith(message) and stderr.count("\n") == 1, stderr
 
 
+def test_a_rate_the_device_refuses_is_one_line(pulse, test_bundle) -> None:
+    listen = _edge_sed("listen", "--device", "pulse", "--device-rate", "8000000", "--model", str(test_bundle))
+    _, stderr = listen.communicate(timeout=60)
+    assert listen.returncode == 1
+    assert stderr.startswith("error: cannot open input device [0] pulse at 8000000 Hz: ") and stderr.count("\n") == 1
+
+
 def test_listen_stops_after_duration(pulse, test_bundle, tmp_path) -> None:
     out = tmp_path / "short.jsonl"
     listen = _edge_sed("listen", "--device", "pulse", "--duration", "1.5", "--model", str(test_bundle),
@@ -123,18 +131,22 @@ def test_listen_stops_after_duration(pulse, test_bundle, tmp_path) -> None:
     assert out.read_text() == ""
 
 
-def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path) -> None:
+@pytest.mark.parametrize("options, opened", [
+    ((), "at 16000 Hz (model 16000 Hz)"),  # the device takes the model's rate: nothing to resample here
+    (("--device-rate", "44100"), "at 44100 Hz (model 16000 Hz)"),  # its own rate, resampled with soxr
+])
+def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path, options, opened) -> None:
     detected = _edge_sed("detect", str(scene), "--model", str(test_bundle)).communicate(timeout=60)[0]
     expected = [json.loads(line) for line in detected.splitlines() if '"kind": "event"' in line]
     assert [e["label"] for e in expected] == ["siren", "crying_baby"]
     out = tmp_path / "listen.jsonl"
-    code, ready, stderr = _listen_while_playing(scene, test_bundle, out, _events_written(len(expected)))
-    assert ready.startswith("listening on [0] pulse at 44100 Hz (model 16000 Hz)")  # the device's rate, resampled
+    code, ready, stderr = _listen_while_playing(scene, test_bundle, out, _events_written(len(expected)), *options)
+    assert ready.startswith(f"listening on [0] pulse {opened}"), ready
     assert code == 130, stderr
     heard = _complete(out)
     assert [e["label"] for e in heard] == [e["label"] for e in expected], (heard, stderr)
     shift = heard[0]["onset"] - expected[0]["onset"]
-    assert 0 <= shift < 3.0
+    assert -STREAM.hop_s <= shift < 3.0  # playback starts after listen, seen on each run's own hop grid
     for got, want in zip(heard, expected):
         assert abs(got["onset"] - want["onset"] - shift) <= SHIFT_TOLERANCE_S
         assert abs(got["offset"] - want["offset"] - shift) <= SHIFT_TOLERANCE_S, (heard, expected, stderr)
@@ -155,7 +167,8 @@ def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path)
 def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
     code = (
         "import time\nfrom edge_sed.sources import MicSource\n"
-        "mic = MicSource(16000, 'pulse', buffer_s=0.05)\nmic.open()\ndeadline = time.monotonic() + 10\n"
+        "mic = MicSource(16000, 'pulse', device_rate=44100, buffer_s=0.05)\nmic.open()\n"
+        "deadline = time.monotonic() + 10\n"
         "while mic.ring.dropped <= 4 * mic.ring.capacity and time.monotonic() < deadline:\n    time.sleep(0.1)\n"
         "block = next(iter(mic))\nmic.close()\n"
         "print(mic.counters['overruns'], mic.ring.dropped, block.size)\n"
@@ -174,7 +187,8 @@ def test_bench_stream_measures_listen_on_a_real_device(pulse, scene, test_bundle
     player = subprocess.Popen(["paplay", f"--latency-msec={_PLAYBACK_LATENCY_MS}", str(scene)])
     try:
         config = StreamBenchConfig(model=str(test_bundle), latency_recording=str(scene), placements=tuple(PLACEMENTS),
-                                   hops_s=(0.25,), long_s=2.0, paced_s=3.0, device="pulse", results_dir=str(tmp_path))
+                                   hops_s=(0.25,), long_s=2.0, paced_s=3.0, startup_s=1.0, device="pulse",
+                                   results_dir=str(tmp_path))
         result = run_stream_benchmark(config)
     finally:
         player.kill()
@@ -182,5 +196,5 @@ def test_bench_stream_measures_listen_on_a_real_device(pulse, scene, test_bundle
     mic = next(row for row in result.rows if row["mode"] == MIC_MODE)
     assert "error" not in mic, mic
     assert 2.9 <= mic["audio_s"] <= 3.1 and mic["windows"] >= 4  # --paced-s of live audio, scored every hop
-    assert 0 < mic["core_share"] < 1 and mic["peak_rss_mib"] > 0
+    assert 0 < mic["core_share"] < 1 and 1.0 <= mic["startup_s"] < 1.3 and mic["peak_rss_mib"] > 0
     assert "live from input device pulse" in result.goals[0].goal and result.goals[0].measured == mic["core_share"]

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge_sed.bench.exports import PRECISIONS
 from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
+from edge_sed.bench.stream import STARTUP_S
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, format_table, parse_pair
 from edge_sed.cli._app import app, command, console, err_console
 
@@ -113,13 +114,14 @@ def stream(
     long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
     device: Annotated[str, typer.Option("--device", help="Also run listen live on this input device (index or name) for --paced-s; play sound into it. The goal is then judged on it.")] = "",
+    startup_s: Annotated[float, typer.Option("--startup-s", help="Seconds of audio at the start of each run counted as start-up, not running cost.")] = STARTUP_S,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
 ) -> None:
     from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark
 
     config = StreamBenchConfig(
         model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
-        long_s=long_s, paced_s=paced_s, device=device, results_dir=str(results),
+        long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, results_dir=str(results),
     )
     with _progress_bar() as progress:
         result = run_stream_benchmark(config, progress=progress)

@@ -39,6 +39,8 @@ DemoOpt = Annotated[bool, typer.Option("--demo", help="Use the shipped demo reco
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", "-d", help="Input device: index or name substring (see 'edge-sed devices').")]
 BridgeSourceOpt = Annotated[Optional[str], typer.Option(
     "--source", help="PCM frames from a microcontroller: serial:///dev/ttyUSB0?baud=921600, tcp://HOST:PORT, udp://0.0.0.0:PORT.")]
+DeviceRateOpt = Annotated[Optional[int], typer.Option(
+    "--device-rate", help="Open the input at this rate (default: the model's where the device takes it, else its own).")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
 
 
@@ -123,6 +125,7 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
 @command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop).")
 def listen(
     device: DeviceOpt = None,
+    device_rate: DeviceRateOpt = None,
     model: ModelOpt = None,
     hop: HopOpt = None,
     threshold: ThresholdOpt = None,
@@ -143,7 +146,7 @@ def listen(
 
         source = BridgeSource(source_url, rate)
     else:
-        mic = MicSource(rate, device)
+        mic = MicSource(rate, device, device_rate=device_rate, block_s=settings.stream.hop_s)
         mic.open()
         source = mic
         err_console.print(f"listening on {mic.name} at {mic.device_rate} Hz (model {rate} Hz); Ctrl-C to stop",
