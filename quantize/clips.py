@@ -2,7 +2,9 @@
 
 A clip source is a folder (every audio file in it, unlabelled) or a CSV with a
 ``filename`` column (paths relative to the CSV) and, optionally, ``label`` (or
-``category``) and ``fold`` columns, as ``esc50-subset/metadata.csv`` has.
+``category``) and ``fold`` columns, as ``esc50-subset/metadata.csv`` has, or an
+AudioSet segment list (``eval_segments.csv``, multi-label; see :mod:`quantize.audioset`),
+told apart by its header.
 Windows are cut the way the run time cuts them: the log-mel of the whole clip
 (:class:`edge_sed.frontend.LogMel`) sliced into ``window_frames`` frames every
 hop, or raw samples for models with the front end in the graph.
@@ -32,10 +34,15 @@ CALIBRATION_WINDOWS = 1024
 
 @dataclass(frozen=True, slots=True)
 class Clip:
-    """One audio file, with its label when the source has one."""
+    """One audio file, with its labels when the source has them (one per ESC-50 clip,
+    several per AudioSet clip). ``Clip(path, "dog")`` is ``Clip(path, ("dog",))``."""
 
     path: Path
-    label: str | None = None
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.labels, str):
+            object.__setattr__(self, "labels", (self.labels,))
 
 
 def list_clips(source: str | Path, *, fold: int | None = None) -> list[Clip]:
@@ -43,14 +50,21 @@ def list_clips(source: str | Path, *, fold: int | None = None) -> list[Clip]:
 
     Parameters
     ----------
-    source : folder or ``.csv`` file
-    fold : keep only the CSV rows of this ``fold`` (e.g. ESC-50's held-out fold)
+    source : folder, ``.csv`` file or AudioSet segment list
+    fold : keep only the CSV rows of this ``fold`` (e.g. ESC-50's held-out fold);
+        AudioSet segment lists have no folds
     """
+    from quantize.audioset import audioset_clips, is_segments_csv
+
     source = Path(source)
     if source.is_dir():
         if fold is not None:
             raise ConfigError(f"fold={fold!r} needs a CSV with a 'fold' column, got the folder {str(source)!r}")
         clips = [Clip(path) for path in sorted(source.rglob("*")) if path.suffix.lower() in AUDIO_SUFFIXES]
+    elif source.is_file() and source.suffix.lower() == ".csv" and is_segments_csv(source):
+        if fold is not None:
+            raise ConfigError(f"fold={fold!r} given but the AudioSet segment list {str(source)!r} has no folds; leave the fold out (or 0)")
+        clips = audioset_clips(source)
     elif source.is_file() and source.suffix.lower() == ".csv":
         clips = _clips_from_csv(source, fold)
     else:
@@ -71,7 +85,7 @@ def _clips_from_csv(path: Path, fold: int | None) -> list[Clip]:
     label_column = next((name for name in ("label", "category") if name in columns), None)
     return sorted(
         (
-            Clip(path.parent / row["filename"], row[label_column] if label_column else None)
+            Clip(path.parent / row["filename"], (row[label_column],) if label_column else ())
             for row in rows
             if fold is None or int(row["fold"]) == fold
         ),

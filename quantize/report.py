@@ -134,29 +134,46 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
     return [(float(median), float(least)) for median, least in zip(np.median(times, axis=0) * 1e3, times.min(axis=0) * 1e3)]
 
 
-def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[str]) -> tuple[float | None, float | None]:
-    """Top-1 accuracy and macro mAP over the model classes that occur in *truth*."""
+def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[tuple[str, ...]]) -> tuple[float, float]:
+    """Top-1 accuracy and macro mAP over the model classes that occur in *truth*.
+
+    *truth* holds each clip's labels, all of them model classes. With several labels a clip
+    counts as right when its top-1 class is one of them, and mAP is PANNs' multi-label one:
+    each class's average precision on multi-hot targets, averaged over the classes present.
+    With one label per clip both are the usual single-label top-1 accuracy and mAP.
+    """
     from edge_sed.train.metrics import average_precision  # numpy/scipy; scikit-learn's definition
 
     index = {label: i for i, label in enumerate(labels)}
-    if not all(label in index for label in truth):
-        return None, None
-    target = np.array([index[label] for label in truth])
-    accuracy = float(np.mean(scores.argmax(axis=1) == target))
-    mean_ap = float(np.mean([average_precision(target == k, scores[:, k]) for k in sorted(set(target))]))
+    target = np.zeros(scores.shape, dtype=bool)
+    for row, clip_labels in zip(target, truth):
+        row[[index[label] for label in clip_labels]] = True
+    accuracy = float(np.mean(target[np.arange(len(target)), scores.argmax(axis=1)]))
+    present = np.flatnonzero(target.any(axis=0))
+    mean_ap = float(np.mean([average_precision(target[:, k], scores[:, k]) for k in present]))
     return accuracy, mean_ap
 
 
 def _model_clips(clips: Sequence[Clip], labels: Sequence[str], note: str) -> tuple[list[Clip], bool, str]:
-    """The clips to measure on: the labelled ones of the model's classes, else all (unlabelled)."""
+    """The clips to measure on: the labelled ones of the model's classes, else all (unlabelled).
+
+    Labels that are not model classes are dropped from a clip; clips with none left are dropped.
+    """
     notes = [note] if note else []
-    if not clips or any(clip.label is None for clip in clips):
+    if not clips or any(not clip.labels for clip in clips):
         return list(clips), False, note
-    kept = [clip for clip in clips if clip.label in labels]
+    known = set(labels)
+    kept = [dataclasses.replace(clip, labels=tuple(label for label in clip.labels if label in known)) for clip in clips]
+    kept = [clip for clip in kept if clip.labels]
     if not kept:
         notes.append("no clip is of the model's classes: accuracy not measured")
         return list(clips), False, "; ".join(notes)
-    if len(kept) < len(clips):
+    if any(len(clip.labels) > 1 for clip in clips):
+        dropped = sum(len(clip.labels) for clip in clips) - sum(len(clip.labels) for clip in kept)
+        notes.append(f"multi-label: measured on the {len(kept)} of {len(clips)} clips with a label among the model's classes "
+                     f"({dropped} labels outside them dropped); accuracy = share of clips whose top-1 class is one of their labels; "
+                     "mAP over the classes present, multi-hot targets")
+    elif len(kept) < len(clips):
         notes.append(f"measured on the {len(kept)} of {len(clips)} clips whose label is one of the model's classes")
     return kept, True, "; ".join(notes)
 
@@ -180,7 +197,8 @@ def compare_models(
     Parameters
     ----------
     models : ``.onnx`` / ``.tflite`` bundles of the same model, same labels
-    clips : real clips; with labels, accuracy and mAP are measured too
+    clips : real clips; with labels, accuracy and mAP are measured too (see :func:`_accuracy`
+        for clips with several labels)
     latency_runs : single-window runs per model for the median latency
     """
     backends = [load_backend(path, threads=1) for path in models]
@@ -192,7 +210,7 @@ def compare_models(
     scores, n_windows = _clip_scores(backends, clips)
     window = clip_windows(clips[0], backends[0].bundle)[0]
     latencies = _latency_ms(backends, window, latency_runs)
-    truth = [clip.label for clip in clips]
+    truth = [clip.labels for clip in clips]
     rows = []
     for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
         accuracy, mean_ap = _accuracy(model_scores, labels, truth) if labelled else (None, None)
