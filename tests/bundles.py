@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from edge_sed.bundle import METADATA_KEY, ModelBundle
+from edge_sed.bundle import METADATA_KEY, ModelBundle, read_bundle
 from edge_sed.config import PANNS_16K, ClassRule, StreamConfig, TrackerConfig
 from edge_sed.frontend import LogMel
 
@@ -112,6 +112,23 @@ def build_bundle(path: str | Path, seed: int = 0) -> Path:
         helper.make_node("Sigmoid", ["logits"], ["scores"]),
     ]
     return _save_onnx(path, bundle, nodes, ["batch", bundle.window_frames, FRONTEND.n_mels], {"W": weights, "B": bias})
+
+
+#: The fixture classes' AudioSet display names, in LABELS' order.
+AUDIOSET_NAMES = ("Church bell", "Clapping", "Baby cry, infant cry", "Dog", "Knock", "Shatter", "Rain", "Siren")
+
+
+def build_audioset_bundle(path: str | Path) -> Path:
+    """The fixture tagger relabelled with AudioSet display names (same graph, same weights)."""
+    import onnx
+
+    path = build_bundle(path)
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = dataclasses.replace(read_bundle(path), labels=AUDIOSET_NAMES).to_json()
+    onnx.save(model, str(path))
+    return path
 
 
 #: The loudness model's score is 0.5 at this mean square (about -25 dBFS) ...

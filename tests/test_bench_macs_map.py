@@ -89,3 +89,24 @@ def test_each_checkpoint_is_scored_on_the_fold_its_training_held_out():
     assert _held_out_fold(MacsMapConfig(), other_table) == 5
     assert _held_out_fold(MacsMapConfig(), {}) == 5  # e.g. an official PANNs checkpoint
     assert _held_out_fold(MacsMapConfig(fold=3), trained_on_2_to_5) == 3  # --fold wins
+
+
+def test_an_audioset_segment_list_is_scored_whole_whatever_the_held_out_fold(tmp_path, data_dir):
+    import shutil
+
+    from bundles import build_audioset_bundle
+    from test_quantize_audioset import write_segments
+
+    from edge_sed.bench.macs_map import _held_out_fold, _scored_rows
+
+    shutil.copy(next(data_dir.glob("esc50_dog_*.flac")), tmp_path / "Ydog_4gqARaE.wav")
+    shutil.copy(next(data_dir.glob("esc50_siren_*.flac")), tmp_path / "siren0RWZTm.flac")
+    segments = write_segments(tmp_path / "eval_segments.csv", [
+        ("dog_4gqARaE", 0.0, ["/m/0bt9lr", "/m/068hy"]), ("siren0RWZTm", 0.0, ["/m/03kmc9"]), ("gone0000000", 0.0, ["/m/09x0r"])])
+    config = MacsMapConfig(data=str(segments), include_shipped=False)
+    fold = _held_out_fold(config, {"train_config": {"data": {"kind": "esc50", "val_fold": 1}}})
+    assert fold == 0
+    bundle = build_audioset_bundle(tmp_path / "tagger.onnx")
+    (row,) = _scored_rows("tagger", {}, {"onnx-fp32": bundle}, config, fold)
+    assert (row["eval_fold"], row["eval_clips"], row["evaluated_on"]) == (0, 2, "AudioSet eval_segments.csv (2 clips)")
+    assert 0.0 <= row["mAP"] <= 1.0 and row["accuracy"] == 1.0

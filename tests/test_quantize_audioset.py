@@ -4,7 +4,6 @@ with AudioSet display names scored end to end."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import shutil
@@ -104,27 +103,12 @@ def test_multi_label_map_and_accuracy_match_scikit_learn():
     assert mean_ap == pytest.approx(average_precision_score(target[:, :3], scores[:, :3], average="macro"))
 
 
-def _audioset_bundle(path: Path) -> Path:
-    """The fixture tagger relabelled with AudioSet display names (same graph, same weights)."""
-    import onnx
-
-    from bundles import build_bundle
-    from edge_sed.bundle import METADATA_KEY, read_bundle
-
-    build_bundle(path)
-    names = ("Church bell", "Clapping", "Baby cry, infant cry", "Dog", "Knock", "Shatter", "Rain", "Siren")
-    model = onnx.load(str(path))
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            prop.value = dataclasses.replace(read_bundle(path), labels=names).to_json()
-    onnx.save(model, str(path))
-    return path
-
-
 def test_compare_models_scores_audioset_clips_end_to_end(tmp_path, audioset_dir):
     from quantize.report import compare_models
 
-    bundle = _audioset_bundle(tmp_path / "audioset-tagger.onnx")
+    from bundles import build_audioset_bundle
+
+    bundle = build_audioset_bundle(tmp_path / "audioset-tagger.onnx")
     path = write_segments(audioset_dir / "eval_segments.csv", [
         ("-dog_4gqARa", 0.0, ["/m/0bt9lr", "/m/068hy"]),  # Dog (a model class), Domestic animals (not)
         ("siren-0RWZT", 0.0, ["/m/03kmc9", "/m/0bt9lr"]),  # Siren, Dog

@@ -9,6 +9,9 @@ and all precisions are scored on the same labelled clips by
 :func:`quantize.report.compare_models` (a clip's scores are the mean of its
 window scores, as the pipeline sees it; mAP over the classes present, top-1
 accuracy). Untrained zoo entries get cost only: their mAP stays blank.
+The labelled clips may also be an AudioSet segment list (``eval_segments.csv``,
+audio beside it): multi-label, scored whole (fold 0), mAP with multi-hot
+targets and accuracy = top-1 class among the clip's labels.
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ MACS_MAP_COLUMNS = (
 class MacsMapConfig:
     """What ``bench macs-map`` measures.
 
-    ``data`` is a folder holding ``metadata.csv`` or a CSV of ``filename,label[,fold]``
-    (default: the shared ESC-50). ``fold`` keeps that fold (0: every clip);
-    None scores each checkpoint on the ESC-50 fold its training held out
-    (``train_config.data.val_fold`` of an ``esc50`` run), else on ESC-50's held-out fold 5.
+    ``data`` is a folder holding ``metadata.csv``, a CSV of ``filename,label[,fold]``
+    (default: the shared ESC-50) or an AudioSet segment list such as ``eval_segments.csv``
+    (no folds: always scored whole, int8 calibrated on the shared ESC-50).
+    ``fold`` keeps that fold (0: every clip); None scores each checkpoint on the ESC-50
+    fold its training held out (``train_config.data.val_fold`` of an ``esc50`` run),
+    else on ESC-50's held-out fold 5.
     ``max_clips`` > 0 keeps that many clips, evenly spread (quick runs).
     """
 
@@ -79,12 +84,19 @@ def labelled_clips(config: MacsMapConfig, fold: int) -> tuple[list, str]:
 
     csv_path = _metadata_csv(config)
     clips = list_clips(csv_path, fold=fold or None)
-    if any(clip.label is None for clip in clips):
+    if any(not clip.labels for clip in clips):
         raise ConfigError(f"{str(csv_path)!r} has no label column ('label' or 'category'); mAP needs labels")
     if config.max_clips and len(clips) > config.max_clips:
         step = len(clips) / config.max_clips
         clips = [clips[int(i * step)] for i in range(config.max_clips)]
-    return clips, f"{csv_path.parent.name}" + (f" fold {fold}" if fold else "") + f" ({len(clips)} clips)"
+    return clips, _dataset_name(csv_path) + (f" fold {fold}" if fold else "") + f" ({len(clips)} clips)"
+
+
+def _dataset_name(csv_path: Path) -> str:
+    """How rows and the plot name the labelled set: its folder, or "AudioSet <file>"."""
+    from quantize.audioset import is_segments_csv
+
+    return f"AudioSet {csv_path.name}" if is_segments_csv(csv_path) else csv_path.parent.name
 
 
 def _metadata_csv(config: MacsMapConfig) -> Path:
@@ -99,11 +111,32 @@ def _metadata_csv(config: MacsMapConfig) -> Path:
     return csv_path
 
 
+def _calibration(config: MacsMapConfig, fold: int, work_dir: Path) -> Path:
+    """The int8 calibration CSV: a few clips of the labelled set's other folds, or of the shared
+    ESC-50 for an AudioSet segment list (never calibrate on the evaluated clips)."""
+    from quantize.audioset import is_segments_csv
+
+    metadata = _metadata_csv(config)
+    if is_segments_csv(metadata):
+        if not {"onnx-int8", "tflite-int8"} & set(config.precisions):
+            return metadata  # not read: no int8 precision asked for
+        metadata, fold = default_esc50_dir() / "metadata.csv", 0
+        if not metadata.is_file():
+            raise ConfigError(f"int8 calibration for AudioSet needs the shared ESC-50 at {str(metadata)!r}; "
+                              "set $EDGE_SED_DATA or leave onnx-int8 and tflite-int8 out of --precisions")
+    return calibration_csv(metadata, work_dir, held_out_fold=fold)
+
+
 def _held_out_fold(config: MacsMapConfig, info: dict[str, Any]) -> int:
-    """``--fold`` if given, else the ESC-50 fold the checkpoint's training held out
-    (an ``esc50`` training run's ``val_fold``), else ESC-50's held-out fold 5."""
+    """``--fold`` if given, else 0 (every clip) for an AudioSet segment list, else the ESC-50
+    fold the checkpoint's training held out (an ``esc50`` training run's ``val_fold``),
+    else ESC-50's held-out fold 5."""
+    from quantize.audioset import is_segments_csv
+
     if config.fold is not None:
         return config.fold
+    if is_segments_csv(_metadata_csv(config)):
+        return 0
     data = (info.get("train_config") or {}).get("data") or {}
     if data.get("kind") == "esc50" and data.get("val_fold"):
         return int(data["val_fold"])
@@ -147,8 +180,7 @@ def _checkpoint_rows(name: str, checkpoint: str, config: MacsMapConfig, work_dir
     loaded = load_checkpoint(checkpoint)
     fold = _held_out_fold(config, loaded.info)
     cost = _cost_row(name, loaded.architecture, frontend=loaded.frontend, num_classes=len(loaded.labels))
-    # int8 calibration on every fold but the evaluated one
-    calibration = calibration_csv(_metadata_csv(config), work_dir / name, held_out_fold=fold)
+    calibration = _calibration(config, fold, work_dir / name)
     exported = export_precisions(checkpoint, config.precisions, work_dir / name, calibration=calibration)
     failed = [{**cost, "precision": p, "error": message} for p, message in exported.errors.items()]
     if not exported.files:
@@ -161,7 +193,7 @@ def _shipped_rows(config: MacsMapConfig) -> list[dict[str, Any]]:
 
     bundle = read_bundle(SHIPPED_MODEL)
     cost = _cost_row("default", bundle.architecture, frontend=bundle.frontend, num_classes=len(bundle.labels))
-    fold = ESC50_HELD_OUT_FOLD if config.fold is None else config.fold
+    fold = _held_out_fold(config, {})
     return _scored_rows("default", cost, {f"onnx-{bundle.precision}": SHIPPED_MODEL}, config, fold)
 
 
@@ -193,13 +225,14 @@ def run_macs_map(config: MacsMapConfig, *, progress: ProgressCallback | None = N
         rows += _shipped_rows(config)
     tick(total, total, "plotting")
     folds = sorted({row["eval_fold"] for row in rows if "eval_fold" in row})
-    dataset = csv_path.parent.name + (f" fold {', '.join(map(str, folds))}" if folds and folds != [0] else "")
+    dataset = _dataset_name(csv_path) + (f" fold {', '.join(map(str, folds))}" if folds and folds != [0] else "")
     plot = plot_macs_map(rows, Path(config.results_dir) / PLOT_NAME, dataset=dataset)
     settings = {
         **{key: value for key, value in dataclasses.asdict(config).items() if key not in ("results_dir", "work_dir")},
         "dataset": str(csv_path),
         "clip_s_for_costs": REFERENCE_CLIP_S,
-        "protocol": "clip score = mean of the model's window scores at its hop; mAP over the classes present; top-1 accuracy",
+        "protocol": ("clip score = mean of the model's window scores at its hop; mAP over the classes present; top-1 accuracy "
+                     "(multi-label sets: multi-hot mAP, accuracy = top-1 class among the clip's labels)"),
         "plot": plot.name,
         "panns_reference": [dataclasses.asdict(point) for point in PANNS_AUDIOSET],
     }
