@@ -48,7 +48,7 @@ def main() -> None:
         fp32, int8 = folder / f"{args.checkpoint.stem}.onnx", folder / f"{args.checkpoint.stem}.int8.onnx"
         exported = export_onnx(args.checkpoint, fp32)
         calibration = list_clips(ESC50_METADATA, fold=CALIBRATION_FOLD)
-        calibration = [clip for clip in calibration if clip.label in exported.bundle.labels] or calibration
+        calibration = [clip for clip in calibration if set(clip.labels) & set(exported.bundle.labels)] or calibration
         windows = calibration_windows(calibration, exported.bundle, max_windows=args.max_windows)
         quantize_onnx(fp32, int8, windows)
         models = [fp32, int8]

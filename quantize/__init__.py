@@ -11,7 +11,11 @@ Checkpoint -> TFLite full int8 (:mod:`quantize.tflite`)
     ``export_tflite()``: litert-torch PT2E, metadata in the sidecar JSON
     (``[tflite-export]`` extra).
 Real audio (:mod:`quantize.clips`)
-    ``list_clips()`` (folder or CSV), ``model_windows()``, ``calibration_windows()``.
+    ``list_clips()`` (folder, CSV or AudioSet segment list), ``model_windows()``,
+    ``calibration_windows()``.
+AudioSet's segment lists (:mod:`quantize.audioset`)
+    ``audioset_clips()``: ``eval_segments.csv`` rows with local audio, mids as
+    display names (multi-label clips).
 fp32 vs int8 (:mod:`quantize.report`)
     ``compare_models()`` -> ``QuantizeReport``: size, latency, accuracy/mAP,
     top-1 agreement, score differences; ``format_report()``.

@@ -110,3 +110,14 @@ def test_an_audioset_segment_list_is_scored_whole_whatever_the_held_out_fold(tmp
     (row,) = _scored_rows("tagger", {}, {"onnx-fp32": bundle}, config, fold)
     assert (row["eval_fold"], row["eval_clips"], row["evaluated_on"]) == (0, 2, "AudioSet eval_segments.csv (2 clips)")
     assert 0.0 <= row["mAP"] <= 1.0 and row["accuracy"] == 1.0
+
+
+def test_a_fold_of_an_audioset_segment_list_is_refused_up_front(tmp_path):
+    from test_quantize_audioset import write_segments
+
+    segments = write_segments(tmp_path / "eval_segments.csv", [("dog_4gqARaE", 0.0, ["/m/0bt9lr"])])
+    result = CliRunner().invoke(app, ["bench", "macs-map", "--data", str(segments), "--fold", "2", "--results", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: --fold 2 given but the AudioSet segment list {str(segments)!r} has no folds; leave --fold out (or give 0)"
+    ]

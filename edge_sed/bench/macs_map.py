@@ -29,6 +29,7 @@ from edge_sed.bench.plot import plot_macs_map
 from edge_sed.bench.reference import PANNS_AUDIOSET, REFERENCE_CLIP_S
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, write_results
 from edge_sed.errors import ConfigError, EdgeSedError
+from quantize.audioset import is_segments_csv
 
 __all__ = ["MacsMapConfig", "MACS_MAP_COLUMNS", "run_macs_map", "labelled_clips"]
 
@@ -94,8 +95,6 @@ def labelled_clips(config: MacsMapConfig, fold: int) -> tuple[list, str]:
 
 def _dataset_name(csv_path: Path) -> str:
     """How rows and the plot name the labelled set: its folder, or "AudioSet <file>"."""
-    from quantize.audioset import is_segments_csv
-
     return f"AudioSet {csv_path.name}" if is_segments_csv(csv_path) else csv_path.parent.name
 
 
@@ -114,8 +113,6 @@ def _metadata_csv(config: MacsMapConfig) -> Path:
 def _calibration(config: MacsMapConfig, fold: int, work_dir: Path) -> Path:
     """The int8 calibration CSV: a few clips of the labelled set's other folds, or of the shared
     ESC-50 for an AudioSet segment list (never calibrate on the evaluated clips)."""
-    from quantize.audioset import is_segments_csv
-
     metadata = _metadata_csv(config)
     if is_segments_csv(metadata):
         if not {"onnx-int8", "tflite-int8"} & set(config.precisions):
@@ -131,8 +128,6 @@ def _held_out_fold(config: MacsMapConfig, info: dict[str, Any]) -> int:
     """``--fold`` if given, else 0 (every clip) for an AudioSet segment list, else the ESC-50
     fold the checkpoint's training held out (an ``esc50`` training run's ``val_fold``),
     else ESC-50's held-out fold 5."""
-    from quantize.audioset import is_segments_csv
-
     if config.fold is not None:
         return config.fold
     if is_segments_csv(_metadata_csv(config)):
@@ -202,7 +197,10 @@ def run_macs_map(config: MacsMapConfig, *, progress: ProgressCallback | None = N
     write ``macs_map.json`` and the plot ``macs_map.png`` under ``config.results_dir``."""
     from edge_sed.models.registry import model_names
 
-    csv_path = _metadata_csv(config)  # refuse a missing data set before any work
+    csv_path = _metadata_csv(config)  # refuse a missing data set (or a fold it lacks) before any work
+    if config.fold and is_segments_csv(csv_path):
+        raise ConfigError(f"--fold {config.fold} given but the AudioSet segment list {str(csv_path)!r} has no folds; "
+                          "leave --fold out (or give 0)")
     zoo = config.models or tuple(model_names())
     trained = list(config.checkpoints)
     shipped = config.include_shipped and SHIPPED_MODEL.is_file()
