@@ -15,10 +15,10 @@ from edge_sed.evaluation import event_based_scores, read_tsv
 ASSETS = Path(__file__).resolve().parents[1] / "edge_sed" / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
 #: Event-based F1 (200 ms onset collar) of `edge-sed detect` on the demo with the shipped model,
-#: measured 0.087: 1 of the 6 events (crying_baby) found, among 17 detections (see MODEL_CARD.md:
-#: the CPU-trained model is weak). The bar asks for at least one right event without a flood
-#: of false alarms (1 hit among up to 34 detections).
-DEMO_F1_BAR = 0.05
+#: measured 0.200: 1 of the 6 events (crying_baby) found, among 4 detections (see MODEL_CARD.md:
+#: the CPU-trained model misses most of the demo's events). The bar asks for at least one right
+#: event without a flood of false alarms (1 hit among up to 7 detections).
+DEMO_F1_BAR = 0.15
 MAX_BUNDLE_BYTES = 10 * 1024 * 1024
 
 
