@@ -36,6 +36,7 @@ __all__ = [
     "FileSource",
     "StdinSource",
     "list_input_devices",
+    "input_settings",
     "import_sounddevice",
     "BLOCK_FRAMES",
 ]
@@ -159,6 +160,23 @@ def _find_device(query: int | str | None, devices: list[dict[str, Any]]) -> dict
     return matches[0]
 
 
+def input_settings(device: dict[str, Any], sample_rate: int, device_rate: int | None = None) -> tuple[int, int]:
+    """The (rate, channels) :class:`MicSource` opens *device* with: the first the device takes of
+    *sample_rate* (or *device_rate*, when given) then its default rate, each in mono then with up
+    to two channels; the last of these when it takes none (opening then names the problem)."""
+    sd = import_sounddevice()
+    most_channels = max(1, min(int(device["max_input_channels"]), 2))
+    rates = [device_rate] if device_rate else [sample_rate, int(device["default_samplerate"])]
+    candidates = [(rate, channels) for rate in dict.fromkeys(rates) for channels in dict.fromkeys((1, most_channels))]
+    for rate, channels in candidates:
+        try:
+            sd.check_input_settings(device=device["index"], samplerate=rate, channels=channels, dtype="float32")
+        except (sd.PortAudioError, ValueError):
+            continue
+        return rate, channels
+    return candidates[-1]
+
+
 class MicSource:
     """Live audio from an input device through sounddevice/PortAudio.
 
@@ -188,7 +206,7 @@ class MicSource:
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate
-        self.device_rate, self.channels = self._input_settings(device_rate)
+        self.device_rate, self.channels = input_settings(self.device, sample_rate, device_rate)
         self.name = f"[{self.device['index']}] {self.device['name']}"
         self.counters: Counter[str] = Counter()
         self.ring = RingBuffer(max(1, round(buffer_s * self.device_rate)), self.channels)
@@ -196,21 +214,6 @@ class MicSource:
         self._flags = {"input_overflow": 0}
         self._conditioner = _Conditioner(self.name, self.device_rate, sample_rate, live=True, counters=self.counters)
         self._stream: Any = None
-
-    def _input_settings(self, device_rate: int | None) -> tuple[int, int]:
-        """The (rate, channels) to open the device with: the first the device takes of the model's
-        rate (or *device_rate*) then its default rate, each in mono then with up to two channels."""
-        most_channels = max(1, min(int(self.device["max_input_channels"]), 2))
-        rates = [device_rate] if device_rate else [self.sample_rate, int(self.device["default_samplerate"])]
-        candidates = [(rate, channels) for rate in dict.fromkeys(rates) for channels in dict.fromkeys((1, most_channels))]
-        for rate, channels in candidates:
-            try:
-                self._sd.check_input_settings(device=self.device["index"], samplerate=rate, channels=channels,
-                                              dtype="float32")
-            except (self._sd.PortAudioError, ValueError):
-                continue
-            return rate, channels
-        return candidates[-1]  # open() names the device and rate in the error
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and count only (no allocation, no blocking, no raising).

@@ -98,7 +98,8 @@ def _complete(path: Path) -> list[dict]:
 def test_devices_lists_the_pulse_input(pulse) -> None:
     out = _edge_sed("devices").communicate(timeout=60)[0]
     lines = out.splitlines()
-    assert any(line[2:].startswith("[") and " pulse (44100 Hz, " in line for line in lines), out
+    pulse = [line for line in lines if line[2:].startswith("[") and " pulse (44100 Hz, " in line]
+    assert len(pulse) == 1 and pulse[0].endswith("): listen opens it at 16000 Hz, mono"), out  # the default model's rate
     assert sum(line.startswith(">") for line in lines) == 1
 
 

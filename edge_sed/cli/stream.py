@@ -18,7 +18,7 @@ from edge_sed.cli._app import command, console, err_console
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve
 from edge_sed.errors import AudioInputError, ConfigError, ModelError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
-from edge_sed.sources import FileSource, MicSource, Source, StdinSource, list_input_devices
+from edge_sed.sources import FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices
 
 __all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", "default_model_path"]
 
@@ -190,15 +190,20 @@ def detect(
     _run_pipeline(sources, backend, [events_spec, *(sink or [])], settings)
 
 
-@command("devices", help="List audio input devices with their default rates ('>' marks the default).")
-def devices() -> None:
-    """One line per input device: ``> [id] name (rate Hz, channels)``."""
+@command("devices", help="List audio input devices with their default rates and how listen opens them ('>' marks the default).")
+def devices(model: ModelOpt = None) -> None:
+    """One line per input device: ``> [id] name (rate Hz, channels): listen opens it at R Hz, C ch``."""
+    from edge_sed.bundle import read_bundle
+
     inputs = list_input_devices()
     if not inputs:
         raise AudioInputError("no input devices found (is a sound card or PulseAudio available?)")
+    rate = read_bundle(model or default_model_path()).frontend.sample_rate
     for device in inputs:
         mark = ">" if device["is_default"] else " "
+        opened_rate, channels = input_settings(device, rate)
         console.print(
             f"{mark} [{device['index']}] {device['name']} ({device['default_samplerate']:g} Hz, "
-            f"{device['max_input_channels']} ch)", markup=False, highlight=False,
+            f"{device['max_input_channels']} ch): listen opens it at {opened_rate} Hz, "
+            f"{'mono' if channels == 1 else f'{channels} ch'}", markup=False, highlight=False,
         )
