@@ -144,3 +144,11 @@ def test_calibration_clips_never_come_from_the_evaluated_fold(tmp_path):
 
     assert [row["label"] for row in kept] == ["dog"] * CALIBRATION_CLIPS_PER_CLASS + ["rain"] * CALIBRATION_CLIPS_PER_CLASS
     assert all("/2-" in row["filename"] and row["filename"].startswith(str(tmp_path)) for row in kept)
+
+
+def test_int8_exports_without_calibration_clips_are_refused_before_any_work(tmp_path):
+    from edge_sed.bench.exports import export_precisions
+
+    with pytest.raises(ConfigError, match=r"^onnx-int8, tflite-int8 need calibration clips; give a folder or CSV"):
+        export_precisions(tmp_path / "missing.pt", ["onnx-fp32", "onnx-int8", "tflite-int8"], tmp_path / "out", calibration=None)
+    assert not (tmp_path / "out").exists()

@@ -23,6 +23,8 @@ __all__ = ["PRECISIONS", "check_precisions", "ModelFiles", "random_checkpoint", 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("torch-fp32", "onnx-fp32", "onnx-int8", "tflite-int8")
+#: The precisions that need calibration clips.
+INT8_PRECISIONS = ("onnx-int8", "tflite-int8")
 #: Calibration clips per class taken from the training folds.
 CALIBRATION_CLIPS_PER_CLASS = 2
 
@@ -79,7 +81,7 @@ def export_precisions(
     precisions: Sequence[str],
     work_dir: str | Path,
     *,
-    calibration: str | Path,
+    calibration: str | Path | None,
     window_s: float | None = None,
 ) -> ModelFiles:
     """Make one file per precision of *checkpoint* under *work_dir*.
@@ -89,9 +91,12 @@ def export_precisions(
     checkpoint : a PANNs or edge-sed checkpoint
     precisions : some of :data:`PRECISIONS`
     work_dir : where the files go (``<stem>.fp32.onnx``, ``<stem>.int8.onnx``, ``<stem>.int8.tflite``)
-    calibration : folder or CSV of real clips for int8 calibration
+    calibration : folder or CSV of real clips for int8 calibration (None: no int8 precision asked for)
     window_s : the exported models' window (default: the checkpoint's own)
     """
+    int8 = [p for p in precisions if p in INT8_PRECISIONS]
+    if int8 and calibration is None:
+        raise ConfigError(f"{', '.join(int8)} need calibration clips; give a folder or CSV of real audio")
     checkpoint, work_dir = Path(checkpoint), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"torch-fp32": checkpoint} if "torch-fp32" in precisions else {}
@@ -104,7 +109,7 @@ def export_precisions(
 
 
 def _export_files(
-    checkpoint: Path, precisions: Sequence[str], work_dir: Path, calibration: str | Path,
+    checkpoint: Path, precisions: Sequence[str], work_dir: Path, calibration: str | Path | None,
     window_s: float | None, files: dict[str, Path], errors: dict[str, str],
 ) -> None:
     from quantize.clips import calibration_windows, list_clips
@@ -118,7 +123,7 @@ def _export_files(
         return
     if "onnx-fp32" in precisions:
         files["onnx-fp32"] = exported.path
-    if not {"onnx-int8", "tflite-int8"} & set(precisions):
+    if not set(INT8_PRECISIONS) & set(precisions):
         return
     windows = calibration_windows(list_clips(calibration), exported.bundle)
     if "onnx-int8" in precisions:

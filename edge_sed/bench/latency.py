@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edge_sed.bench.child import child_main, run_child
-from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
+from edge_sed.bench.exports import INT8_PRECISIONS, PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
 from edge_sed.bench.machine import available_cores
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, add_ratios, write_results
@@ -42,7 +42,6 @@ from edge_sed.errors import ConfigError, ModelError
 __all__ = [
     "BACKENDS",
     "TORCH_BACKEND",
-    "INT8_BACKENDS",
     "STUDENT_SPEEDUP_GOAL",
     "LATENCY_COLUMNS",
     "LatencyCase",
@@ -63,7 +62,6 @@ log = logging.getLogger(__name__)
 TORCH_BACKEND = "torch-fp32"
 #: A backend is a precision run by its runtime: torch-fp32, onnx-fp32, onnx-int8, tflite-int8.
 BACKENDS = PRECISIONS
-INT8_BACKENDS = ("onnx-int8", "tflite-int8")
 #: Zoo models ``bench latency`` times by default: the teacher and the two strided students.
 DEFAULT_LATENCY_MODELS = ("cnn14", "mobilenet_v1_strided", "mobilenet_v2_strided")
 #: The issue's goal: the int8 strided student's speed-up over PANNs' torch fp32 forward (1 thread).
@@ -304,7 +302,7 @@ def student_goal(rows: Sequence[dict[str, Any]], models: Sequence[ModelUnderTest
     strided = {model.label for model in models if model.strided}
     candidates = [
         row for row in rows
-        if row["model"] in strided and row["backend"] in INT8_BACKENDS and row["threads"] == 1
+        if row["model"] in strided and row["backend"] in INT8_PRECISIONS and row["threads"] == 1
         and row.get("window_s") == GOAL_WINDOW_S and row.get("speedup_vs_panns_torch") is not None
     ]
     best = max(candidates, key=lambda row: row["speedup_vs_panns_torch"], default=None)
@@ -414,7 +412,7 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
         audio = config.audio or str(default_audio())
         file_backends = [backend for backend in config.backends if backend != TORCH_BACKEND]
         models, export_errors = [], {}
-        calibration = _calibration_source(audio, work_dir) if file_backends else ""
+        calibration = _calibration_source(audio, work_dir) if file_backends else None
         for index, name in enumerate(config.models):
             if progress is not None:
                 progress(index, len(config.models), f"exporting {name}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_sed.bench.exports import PRECISIONS, calibration_csv, check_precisions, export_precisions
+from edge_sed.bench.exports import INT8_PRECISIONS, PRECISIONS, calibration_csv, check_precisions, export_precisions
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_esc50_dir
 from edge_sed.bench.plot import plot_macs_map
 from edge_sed.bench.reference import PANNS_AUDIOSET, REFERENCE_CLIP_S
@@ -110,13 +110,14 @@ def _metadata_csv(config: MacsMapConfig) -> Path:
     return csv_path
 
 
-def _calibration(config: MacsMapConfig, fold: int, work_dir: Path) -> Path:
-    """The int8 calibration CSV: a few clips of the labelled set's other folds, or of the shared
-    ESC-50 for an AudioSet segment list (never calibrate on the evaluated clips)."""
+def _calibration(config: MacsMapConfig, fold: int, work_dir: Path) -> Path | None:
+    """The int8 calibration CSV (None when no int8 precision is asked for): a few clips of the
+    labelled set's other folds, or of the shared ESC-50 for an AudioSet segment list (never
+    calibrate on the evaluated clips)."""
+    if not set(INT8_PRECISIONS) & set(config.precisions):
+        return None
     metadata = _metadata_csv(config)
     if is_segments_csv(metadata):
-        if not {"onnx-int8", "tflite-int8"} & set(config.precisions):
-            return metadata  # not read: no int8 precision asked for
         metadata, fold = default_esc50_dir() / "metadata.csv", 0
         if not metadata.is_file():
             raise ConfigError(f"int8 calibration for AudioSet needs the shared ESC-50 at {str(metadata)!r}; "

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_sed.backends import Backend, load_backend
-from edge_sed.bundle import ModelBundle
+from edge_sed.bundle import ModelBundle, read_bundle
 from edge_sed.cli._app import command, console, err_console
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve
 from edge_sed.errors import AudioInputError, ConfigError, ModelError
@@ -193,8 +193,6 @@ def detect(
 @command("devices", help="List audio input devices with their default rates and how listen opens them ('>' marks the default).")
 def devices(model: ModelOpt = None) -> None:
     """One line per input device: ``> [id] name (rate Hz, channels): listen opens it at R Hz, C ch``."""
-    from edge_sed.bundle import read_bundle
-
     inputs = list_input_devices()
     if not inputs:
         raise AudioInputError("no input devices found (is a sound card or PulseAudio available?)")
