@@ -37,7 +37,7 @@ class _Throughput(ProgressColumn):
         return Text(f"{task.speed:.1f} clips/s" if task.speed else "-- clips/s", style="progress.data.speed")
 
 
-class _RichProgress:
+class RichProgress:
     """The :class:`edge_sed.train.loop.ProgressHook` drawn with rich: bar, throughput, ETA and loss."""
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ def _run_training(config: Path, sets: list[str] | None, *, distill: bool, **opti
         raise ConfigError(f"{str(config)!r} has no [distill] section (teacher = ...); use 'edge-sed train teacher' for it")
     if not distill and recipe.distill is not None:
         raise ConfigError(f"{str(config)!r} has a [distill] section; use 'edge-sed train distill' for it")
-    result = train(recipe, progress=_RichProgress())
+    result = train(recipe, progress=RichProgress())
     best = ", ".join(f"{name} {value:.4f}" for name, value in result.best_metrics.items() if name.startswith("val_"))
     console.print(f"best checkpoint: {result.best_checkpoint} ({best})", highlight=False)
 

@@ -51,6 +51,7 @@ __all__ = [
     "ProgressHook",
     "TrainResult",
     "train",
+    "training_loader",
     "evaluate_model",
     "evaluate_checkpoint",
 ]
@@ -316,6 +317,41 @@ def _uses_waveform_augment(config: AugmentConfig) -> bool:
     return bool(config.gain_db or config.shift_s or config.background_prob or config.reverb_prob)
 
 
+def training_loader(
+    recipe: Recipe,
+    table: ClipTable,
+    sample_rate: int,
+    *,
+    crop_s: float,
+    crop_grid_s: float | None = None,
+    num_replicas: int = 1,
+    rank: int = 0,
+) -> tuple[ClipDataset, BalancedSampler, torch.utils.data.DataLoader]:
+    """Augmented random crops of *table*'s clips, class-balanced, in batches: what a training epoch reads.
+
+    Call ``set_epoch`` on the dataset and the sampler before each epoch (new
+    crops, new order). One epoch is one pass over the clips unless
+    ``[train] steps_per_epoch`` says otherwise.
+    """
+    import torch
+
+    config = recipe.train
+    augment = WaveformAugment(recipe.augment, sample_rate) if _uses_waveform_augment(recipe.augment) else None
+    dataset = ClipDataset(table, sample_rate, crop_s=crop_s, crop_grid_s=crop_grid_s, augment=augment, seed=config.seed)
+    n_per_epoch = config.steps_per_epoch * config.batch_size * num_replicas or len(table)
+    sampler = BalancedSampler(table.targets, n_samples=n_per_epoch, seed=config.seed, num_replicas=num_replicas, rank=rank)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        collate_fn=collate_clips,
+        # no persistent workers: each epoch's workers get the dataset with its new epoch (new crops)
+        drop_last=len(sampler) >= config.batch_size,
+    )
+    return dataset, sampler, loader
+
+
 def evaluate_model(
     model: torch.nn.Module, table: ClipTable, *, sample_rate: int, batch_size: int, device: str
 ) -> tuple[dict[str, float], np.ndarray]:
@@ -478,27 +514,14 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
         teacher = TeacherLogits.load(cache)
     teacher_rows = teacher.rows_for(train_table.keys) if teacher is not None else np.zeros(0, dtype=np.int64)
 
-    augment = WaveformAugment(recipe.augment, sample_rate) if _uses_waveform_augment(recipe.augment) else None
-    dataset = ClipDataset(
+    dataset, sampler, loader = training_loader(
+        recipe,
         train_table,
         sample_rate,
         crop_s=recipe.data.crop_s,
         crop_grid_s=recipe.distill.crop_hop_s if recipe.distill and recipe.distill.crop_hop_s else None,
-        augment=augment,
-        seed=config.seed,
-    )
-    n_per_epoch = config.steps_per_epoch * config.batch_size * where.world_size or len(train_table)
-    sampler = BalancedSampler(
-        train_table.targets, n_samples=n_per_epoch, seed=config.seed, num_replicas=where.world_size, rank=where.rank
-    )
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        num_workers=config.num_workers,
-        collate_fn=collate_clips,
-        # no persistent workers: each epoch's workers get the dataset with its new epoch (new crops)
-        drop_last=len(sampler) >= config.batch_size,
+        num_replicas=where.world_size,
+        rank=where.rank,
     )
     clean_crops = ClipDataset(train_table, sample_rate, crop_s=recipe.data.crop_s, seed=config.seed + 1)
     recalibration_loader = torch.utils.data.DataLoader(
