@@ -1,5 +1,5 @@
 """Exact re-parameterisations for deployment: PANNs' MobileNets into the strided
-layout, and ``bn0`` into a per-mel affine map.
+layout, ``bn0`` into a per-mel affine map, and every other BatchNorm into its conv.
 
 PANNs' MobileNets downsample with a 3x3 stride-1 conv followed directly by
 ``AvgPool2d(2)``; the BatchNorm comes after the pool, so export tools cannot
@@ -35,7 +35,7 @@ from edge_sed.models.blocks import STRIDED_KERNEL
 from edge_sed.models.registry import MODELS, build_model, get_spec
 from edge_sed.models.tagger import SoundTagger
 
-__all__ = ["strided_kernel", "strided_name", "to_strided", "bn0_affine"]
+__all__ = ["strided_kernel", "strided_name", "to_strided", "bn0_affine", "fold_batchnorm"]
 
 _POOL = 2
 
@@ -101,3 +101,58 @@ def bn0_affine(model: SoundTagger) -> tuple[torch.Tensor, torch.Tensor]:
     bn = model.bn0
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale.detach().clone(), (bn.bias - bn.running_mean * scale).detach().clone()
+
+
+def fold_batchnorm(model: SoundTagger) -> SoundTagger:
+    """A copy of *model* in eval mode with every BatchNorm that follows a conv folded into it.
+
+    Each conv gets the BatchNorm's scale in its weight and its shift as a bias;
+    the BatchNorm becomes ``nn.Identity``. Outputs are the same (to float
+    rounding) as *model*'s in eval mode. The graph is then the one deployed
+    (ONNX and LiteRT fold the same way), which is what quantization-aware
+    fine-tuning trains. ``bn0`` (on the log-mel, not after a conv) is kept; see
+    :func:`bn0_affine`. Raises :class:`ModelError` for a BatchNorm after something else.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for parent in folded.modules():
+        for name, conv, norm in _conv_norm_pairs(parent):
+            setattr(parent, name, fuse_conv_bn_eval(conv, norm))
+            setattr(parent, next(n for n, m in parent.named_children() if m is norm), nn.Identity())
+    left = [name for name, layer in folded.named_modules() if isinstance(layer, nn.BatchNorm2d) and name != "bn0"]
+    if left:
+        raise ModelError(
+            f"cannot fold {left[0]!r}: it does not follow a conv directly; "
+            "re-parameterise a PANNs-layout MobileNet with to_strided first"
+        )
+    return folded
+
+
+def _conv_norm_pairs(parent: nn.Module) -> list[tuple[str, nn.Conv2d, nn.BatchNorm2d]]:
+    """(conv name, conv, BatchNorm) for each BatchNorm of *parent* that normalises a conv of it.
+
+    In a ``Sequential`` the BatchNorm follows its conv (``Identity`` may sit
+    between: the strided layout's former pool); in a CNN ``ConvBlock`` it is
+    ``bn{i}`` of ``conv{i}``.
+    """
+    children = list(parent.named_children())
+    if isinstance(parent, nn.Sequential):
+        pairs, conv = [], None
+        for name, layer in children:
+            if isinstance(layer, nn.Conv2d):
+                conv = (name, layer)
+            elif isinstance(layer, nn.BatchNorm2d) and conv is not None:
+                pairs.append((conv[0], conv[1], layer))
+                conv = None
+            elif not isinstance(layer, nn.Identity):
+                conv = None
+        return pairs
+    named = dict(children)
+    return [
+        (name, layer, named[f"bn{name[4:]}"])
+        for name, layer in children
+        if name.startswith("conv") and isinstance(layer, nn.Conv2d) and isinstance(named.get(f"bn{name[4:]}"), nn.BatchNorm2d)
+    ]
