@@ -10,6 +10,10 @@ ONNX fp32 -> int8 (:mod:`quantize.onnx_int8`)
 Checkpoint -> TFLite full int8 (:mod:`quantize.tflite`)
     ``export_tflite()``: litert-torch PT2E, metadata in the sidecar JSON
     (``[tflite-export]`` extra).
+Quantization-aware fine-tuning (:mod:`quantize.qat`)
+    ``finetune_qat()``: the LiteRT model fine-tuned with fake quantization on
+    the checkpoint's own recipe, the fp32 model's scores as targets
+    (``export_tflite(..., qat=QatJob(...))``).
 Real audio (:mod:`quantize.clips`)
     ``list_clips()`` (folder, CSV or AudioSet segment list), ``model_windows()``,
     ``calibration_windows()``.

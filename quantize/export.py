@@ -115,8 +115,11 @@ def deployable_model(model: Any) -> Any:
     return model
 
 
-def scores_module(model: Any, input_kind: str) -> Any:
+def scores_module(model: Any, input_kind: str, output: str = "clipwise_output") -> Any:
     """A ``torch.nn.Module`` mapping one input tensor to ``scores`` (clip-level sigmoid).
+
+    *output* picks another entry of the model's output dict (``"logits"`` for
+    quantization-aware fine-tuning, whose loss wants them).
 
     ``bn0`` becomes a per-mel affine map (:func:`edge_sed.models.reparam.bn0_affine`),
     so the graph has no BatchNorm and no transposes before the first conv. It
@@ -166,7 +169,7 @@ def scores_module(model: Any, input_kind: str) -> Any:
                 self.frontend = _MelNorm()
 
         def forward(self, features: torch.Tensor) -> torch.Tensor:
-            return self.model.forward_normalised(self.frontend(features))["clipwise_output"]
+            return self.model.forward_normalised(self.frontend(features))[output]
 
     return _Scores().eval()
 

@@ -2,8 +2,9 @@
 
 The model is captured with ``torch.export``, observed on calibration windows
 of real audio with litert-torch's symmetric PT2E quantizer (int8 weights per
-channel, int8 activations), converted, and written as ``.tflite`` with its
-bundle in the sidecar ``<model>.tflite.json``. Input is host-computed log-mel.
+channel, int8 activations), or fine-tuned with fake quantization
+(:mod:`quantize.qat`), converted, and written as ``.tflite`` with its bundle
+in the sidecar ``<model>.tflite.json``. Input is host-computed log-mel.
 litert-torch is heavy (it pulls jax and transformers), so it is its own extra,
 ``[tflite-export]``; running the result only needs ``[tflite]``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,12 +22,22 @@ from edge_sed.bundle import ModelBundle, file_sha256, sidecar_path
 from edge_sed.errors import ModelError, require
 from quantize.export import deployable_model, scores_module
 
+if TYPE_CHECKING:
+    from quantize.qat import QatJob
+
 __all__ = ["export_tflite"]
 
 log = logging.getLogger(__name__)
 
 
-def export_tflite(checkpoint: str | Path, output: str | Path, bundle: ModelBundle, windows: np.ndarray) -> ModelBundle:
+def export_tflite(
+    checkpoint: str | Path,
+    output: str | Path,
+    bundle: ModelBundle,
+    windows: np.ndarray,
+    *,
+    qat: QatJob | None = None,
+) -> ModelBundle:
     """Write a full-int8 ``.tflite`` of *checkpoint* and its sidecar bundle.
 
     Parameters
@@ -35,14 +47,14 @@ def export_tflite(checkpoint: str | Path, output: str | Path, bundle: ModelBundl
     bundle : the fp32 ONNX bundle (labels, window, hop, rules); its
         ``source_sha256`` must match *checkpoint*
     windows : ndarray, shape (n, frames, n_mels) float32, calibration log-mel windows
+    qat : fine-tune with fake quantization on this recipe's training data
+        (:mod:`quantize.qat`) instead of post-training calibration alone
 
-    Returns the int8 bundle written beside *output*.
+    Returns the int8 bundle written beside *output*; its provenance says how it was quantized.
     """
     litert_torch = require("litert_torch", what="TFLite export", extra="tflite-export")
     import torch
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from edge_sed.models.checkpoint import load_checkpoint
 
@@ -57,17 +69,35 @@ def export_tflite(checkpoint: str | Path, output: str | Path, bundle: ModelBundl
             f"checkpoint {str(checkpoint)!r} (sha256 {digest[:12]}...) is not the one the model was exported from "
             f"(sha256 {bundle.source_sha256[:12]}...)"
         )
-    module = scores_module(deployable_model(load_checkpoint(checkpoint).model), "logmel")
+    loaded = load_checkpoint(checkpoint)
+    if qat is None:
+        quantizer, quantized = _calibrated(loaded, windows)
+        how = {"method": "post-training calibration", "calibration_windows": len(windows)}
+    else:
+        from quantize.qat import finetune_qat, qat_provenance, qat_quantizer
+
+        quantizer = qat_quantizer()
+        quantized, history = finetune_qat(loaded, quantizer, windows, qat)
+        how = qat_provenance(qat, history, len(windows))
     example = (torch.from_numpy(windows[:1]),)
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    with torch.no_grad():
-        observed = prepare_pt2e(torch.export.export(module, example).module(), quantizer)
-        for window in windows:
-            observed(torch.from_numpy(window[None]))
-        quantized = convert_pt2e(observed, fold_quantize=False)
     edge_model = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
     edge_model.export(str(output))
-    int8 = dataclasses.replace(bundle, precision="int8")
+    int8 = dataclasses.replace(bundle, precision="int8", provenance={**bundle.provenance, "int8": how})
     sidecar_path(output).write_text(int8.to_json(), encoding="utf-8")
-    log.info("TFLite int8 %s: %d calibration windows", output, len(windows))
+    log.info("TFLite int8 %s: %s", output, how["method"])
     return int8
+
+
+def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:
+    """(quantizer, int8 graph): post-training int8, activation ranges observed on *windows*."""
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    module = scores_module(deployable_model(loaded.model), "logmel")
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    with torch.no_grad():
+        observed = prepare_pt2e(torch.export.export(module, (torch.from_numpy(windows[:1]),)).module(), quantizer)
+        for window in windows:
+            observed(torch.from_numpy(window[None]))
+        return quantizer, convert_pt2e(observed, fold_quantize=False)

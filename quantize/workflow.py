@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_sed.bundle import ModelBundle
 from quantize.clips import CALIBRATION_WINDOWS, Clip, calibration_windows, list_clips
 from quantize.export import onnx_output
 from quantize.onnx_int8 import fp32_bundle, quantize_onnx
 from quantize.report import QuantizeReport, compare_models, default_labelled_clips
+
+if TYPE_CHECKING:
+    from quantize.qat import QatJob
 
 __all__ = ["QuantizeResult", "quantize_model"]
 
@@ -31,6 +35,7 @@ def quantize_model(
     *,
     max_windows: int = CALIBRATION_WINDOWS,
     tflite_checkpoint: str | Path | None = None,
+    qat: QatJob | None = None,
     report: bool = False,
     labelled: str | Path | None = None,
     fold: int | None = None,
@@ -46,6 +51,8 @@ def quantize_model(
     calibration : folder or CSV of real audio (see :func:`quantize.clips.list_clips`)
     max_windows : calibration windows drawn from it
     tflite_checkpoint : the source checkpoint; given, a full-int8 TFLite model is written too
+    qat : fine-tune the TFLite model with fake quantization (:mod:`quantize.qat`)
+        instead of calibrating it after training
     report : measure fp32 vs int8 on *labelled* (default: ESC-50's held-out fold)
     labelled, fold : the labelled clip set (folder or CSV) and the CSV fold to keep
     latency_runs : single-window runs per model for the latency medians
@@ -59,7 +66,7 @@ def quantize_model(
         from quantize.tflite import export_tflite
 
         tflite_path = output.with_suffix(".tflite")
-        export_tflite(tflite_checkpoint, tflite_path, fp32, windows)
+        export_tflite(tflite_checkpoint, tflite_path, fp32, windows, qat=qat)
     if not report:
         return QuantizeResult(output, int8, tflite_path)
     clips: list[Clip]

@@ -232,3 +232,64 @@ def test_export_creates_the_output_folder_and_refuses_other_suffixes(models: dic
     result = CliRunner().invoke(app, ["export", str(models["checkpoint"]), "-o", str(nested.with_suffix(".tflite"))])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: ONNX output must end in '.onnx', got {str(nested.with_suffix('.tflite'))!r}"
+
+
+def _recipe_over_fixture_clips(tmp: Path) -> Path:
+    """A training recipe over the fixture clips of the model's four classes (QAT's data)."""
+    rows = [f"{_class_clip(label)},{label},1" for label in CLASSES]
+    (tmp / "metadata.csv").write_text("filename,label,fold\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    recipe = tmp / "qat.toml"
+    recipe.write_text(
+        f"""
+[model]
+architecture = "mobilenet_v2_strided"
+[data]
+kind = "csv"
+root = "{tmp}"
+cache_dir = "{tmp / 'cache'}"
+val_fold = 0
+[augment]
+mixup_alpha = 0.2
+[train]
+batch_size = 4
+threads = 1
+""",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def test_quantization_aware_tflite_keeps_the_fp32_decisions(models: dict[str, Path]) -> None:
+    pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch: pip install 'edge-sed[tflite-export]'")
+    pytest.importorskip("ai_edge_litert", reason="TFLite run time needs ai-edge-litert: pip install 'edge-sed[tflite]'")
+    from quantize.report import compare_models
+
+    tmp = models["tmp"] / "qat"
+    tmp.mkdir()
+    int8 = tmp / "fitted.int8.onnx"
+    _invoke(
+        "quantize", str(models["fp32"]), "-o", str(int8), "--calibration", str(DATA), "--max-windows", "64",
+        "--tflite", "--checkpoint", str(models["checkpoint"]), "--qat-epochs", "2", "--recipe", str(_recipe_over_fixture_clips(tmp)),
+    )
+    tflite = int8.with_suffix(".tflite")
+    how = read_bundle(tflite).provenance["int8"]
+    assert how["method"] == "quantization-aware fine-tuning" and how["epochs"] == 2
+    assert len(how["train_loss"]) == 2 and all(np.isfinite(how["train_loss"]))
+    known = [Clip(_class_clip(label), label) for label in CLASSES]
+    report = compare_models([models["fp32"], tflite], known, latency_runs=1)
+    assert report.models[1].runtime == "TFLite" and report.models[1].accuracy == 1.0
+    assert report.agreements[0].top1_agreement == 1.0
+    assert report.agreements[0].mean_abs_diff < 0.05
+
+
+def test_quantization_aware_tflite_needs_a_recipe(models: dict[str, Path]) -> None:
+    base = ["quantize", str(models["fp32"]), "-o", str(models["tmp"] / "norecipe.int8.onnx"), "--calibration", str(DATA)]
+    result = CliRunner().invoke(app, [*base, "--qat-epochs", "1"])
+    assert result.exit_code != 0
+    assert result.stderr.strip() == "error: --qat-epochs fine-tunes the TFLite model: add --tflite --checkpoint CHECKPOINT.pth"
+    result = CliRunner().invoke(app, [*base, "--tflite", "--checkpoint", str(models["checkpoint"]), "--qat-epochs", "1"])
+    assert result.exit_code != 0
+    assert result.stderr.strip() == (
+        f"error: checkpoint {str(models['checkpoint'])!r} carries no training recipe; "
+        "give the data to fine-tune on with --recipe RECIPE.toml"
+    )

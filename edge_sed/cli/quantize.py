@@ -87,6 +87,15 @@ def quantize(
         Optional[Path], typer.Option("--labelled", help="Labelled clips for the report [ESC-50 held-out fold].")
     ] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="Keep only this fold of a --labelled CSV.")] = None,
+    qat_epochs: Annotated[
+        int, typer.Option("--qat-epochs", help="Fine-tune the TFLite model with fake quantization for N epochs (0: calibrate only).")
+    ] = 0,
+    recipe: Annotated[
+        Optional[Path], typer.Option("--recipe", help="Training recipe for --qat-epochs [the one the checkpoint was trained with].")
+    ] = None,
+    overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a recipe value for --qat-epochs, section.key=value (repeatable).")
+    ] = None,
 ) -> None:
     from edge_sed.errors import ConfigError
     from quantize.report import format_report
@@ -94,12 +103,21 @@ def quantize(
 
     if tflite and checkpoint is None:
         raise ConfigError("--tflite converts from the torch checkpoint: add --checkpoint CHECKPOINT.pth")
+    if qat_epochs and not tflite:
+        raise ConfigError("--qat-epochs fine-tunes the TFLite model: add --tflite --checkpoint CHECKPOINT.pth")
+    qat = None
+    if qat_epochs:
+        from edge_sed.cli.train import RichProgress
+        from quantize.qat import QatConfig, QatJob, qat_recipe
+
+        qat = QatJob(qat_recipe(checkpoint, recipe, overrides or ()), QatConfig(epochs=qat_epochs), RichProgress())
     result = quantize_model(
         model,
         output,
         calibration,
         max_windows=max_windows,
         tflite_checkpoint=checkpoint if tflite else None,
+        qat=qat,
         report=report or json_output,
         labelled=labelled,
         fold=fold,
