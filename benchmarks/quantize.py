@@ -1,6 +1,6 @@
 """fp32 vs int8 (ONNX Runtime, and LiteRT when litert-torch is installed) for one checkpoint.
 
-    python benchmarks/quantize.py CHECKPOINT [--tflite [--qat-epochs N]] [--out benchmarks/results/quantize.json]
+    python benchmarks/quantize.py CHECKPOINT [--tflite] [--qat-epochs N] [--keep-float MODULE ...] [--out FILE.json]
 
 Exports CHECKPOINT to ONNX fp32, calibrates int8 on an ESC-50 training fold,
 and measures every model on ESC-50's held-out fold (the clips of the model's
@@ -8,8 +8,10 @@ classes): file size, latency per window (1 thread, median, models interleaved
 in one run), accuracy, mAP, top-1 agreement, score differences. With
 --qat-epochs, a second LiteRT model fine-tuned with fake quantization on the
 checkpoint's own training recipe (--set section.key=value where its data has
-moved) sits beside the post-training one. Prints the table and writes the JSON
-report. Choose settings with --eval-fold 4 (validation), report on fold 5.
+moved) sits beside the post-training one; with --keep-float, a second ONNX
+int8 model with those modules in float sits beside the first. Prints the
+table and writes the JSON report. Choose settings with --eval-fold 4
+(validation), report on fold 5.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--qat-label-weight", type=float, default=qat_defaults.label_weight)
     parser.add_argument("--qat-observer-epochs", type=int, default=qat_defaults.observer_epochs)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override for QAT, section.key=value")
+    parser.add_argument("--keep-float", action="append", default=[], help="torch module left in float in ONNX int8 (repeatable)")
     parser.add_argument("--eval-fold", type=int, default=ESC50_HELD_OUT_FOLD, help="ESC-50 fold to measure on")
     args = parser.parse_args()
     logging.basicConfig(format="%(asctime)s %(message)s")
@@ -67,6 +70,9 @@ def main() -> None:
         windows = calibration_windows(calibration, exported.bundle, max_windows=args.max_windows)
         quantize_onnx(fp32, int8, windows)
         models = [fp32, int8]
+        if args.keep_float:
+            models.append(folder / f"{args.checkpoint.stem}.float-{'-'.join(args.keep_float)}.int8.onnx")
+            quantize_onnx(fp32, models[-1], windows, keep_float=args.keep_float)
         if args.tflite:
             models.append(folder / f"{args.checkpoint.stem}.int8.tflite")
             export_tflite(args.checkpoint, models[-1], exported.bundle, windows)

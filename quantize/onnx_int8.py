@@ -2,8 +2,9 @@
 
 Weights are int8 per output channel, activations uint8 per tensor (U8S8), calibrated
 (min/max) on windows of real audio. In a waveform-input graph the front-end
-nodes (STFT, mel, log) stay in float. The bundle is carried over with
-``precision="int8"``.
+nodes (STFT, mel, log) stay in float, and so do the modules named in
+``keep_float``. The bundle is carried over with ``precision="int8"`` and says
+how it was quantized (``provenance["int8"]``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edge_sed.backends import OnnxBackend
 from edge_sed.bundle import ModelBundle
-from edge_sed.errors import ModelError
+from edge_sed.errors import ConfigError, ModelError
 from quantize.export import FRONTEND_SCOPE, write_onnx_bundle
 
-__all__ = ["fp32_bundle", "quantize_onnx"]
+__all__ = ["fp32_bundle", "module_scope", "quantize_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,13 @@ def fp32_bundle(model: str | Path) -> ModelBundle:
     return bundle
 
 
-def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray) -> ModelBundle:
+def module_scope(module: str) -> str:
+    """The ONNX node-name scope of a torch module path: ``features.1`` -> ``/features/features.1/``."""
+    parts = module.split(".")
+    return "/" + "/".join(".".join(parts[: i + 1]) for i in range(len(parts))) + "/"
+
+
+def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *, keep_float: Sequence[str] = ()) -> ModelBundle:
     """Write a static int8 QDQ copy of an ONNX bundle.
 
     Parameters
@@ -52,6 +60,11 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray) ->
     output : the int8 ``.onnx`` to write
     windows : ndarray, shape (n, ...) float32: calibration inputs as the graph
         takes them (see :func:`quantize.clips.calibration_windows`)
+    keep_float : torch module paths (``features.0``) whose nodes stay in float.
+        ONNX Runtime's int8 convs are slower than its fp32 ones where a conv
+        sees one input channel per group at high resolution: keeping a
+        MobileNet's stem and first block (``features.0``, ``features.1``) in
+        float made the shipped model faster and closer to fp32 (README).
 
     Returns the int8 bundle written into *output*.
     """
@@ -63,6 +76,13 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray) ->
     bundle = fp32_bundle(model)
     graph = onnx.load(str(model)).graph
     frontend_nodes = [node.name for node in graph.node if node.name.startswith(FRONTEND_SCOPE)]
+    float_nodes = []
+    for module in keep_float:
+        scope = module_scope(module)
+        found = [node.name for node in graph.node if node.name.startswith(scope)]
+        if not found:
+            raise ConfigError(f"the graph has no nodes of module {module!r} (scope {scope}); give module paths like 'features.0'")
+        float_nodes += found
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
@@ -75,9 +95,10 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray) ->
             activation_type=QuantType.QUInt8,  # U8S8: ONNX Runtime's fast int8 kernels on x86 and ARM
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=frontend_nodes,
+            nodes_to_exclude=frontend_nodes + float_nodes,
         )
-    int8 = dataclasses.replace(bundle, precision="int8")
+    how = {"method": "post-training calibration", "calibration_windows": len(windows), "float_modules": list(keep_float)}
+    int8 = dataclasses.replace(bundle, precision="int8", provenance={**bundle.provenance, "int8": how})
     write_onnx_bundle(onnx.load(str(output)), int8, output)
-    log.info("int8 %s: %d calibration windows, %d front-end nodes kept in float", output, len(windows), len(frontend_nodes))
+    log.info("int8 %s: %d calibration windows, %d front-end and %d other nodes kept in float", output, len(windows), len(frontend_nodes), len(float_nodes))
     return int8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ def quantize_model(
     max_windows: int = CALIBRATION_WINDOWS,
     tflite_checkpoint: str | Path | None = None,
     qat: QatJob | None = None,
+    keep_float: Sequence[str] = (),
     report: bool = False,
     labelled: str | Path | None = None,
     fold: int | None = None,
@@ -53,6 +55,8 @@ def quantize_model(
     tflite_checkpoint : the source checkpoint; given, a full-int8 TFLite model is written too
     qat : fine-tune the TFLite model with fake quantization (:mod:`quantize.qat`)
         instead of calibrating it after training
+    keep_float : torch module paths left in float in the ONNX int8 model
+        (:func:`quantize.onnx_int8.quantize_onnx`)
     report : measure fp32 vs int8 on *labelled* (default: ESC-50's held-out fold)
     labelled, fold : the labelled clip set (folder or CSV) and the CSV fold to keep
     latency_runs : single-window runs per model for the latency medians
@@ -60,7 +64,7 @@ def quantize_model(
     output = onnx_output(output, "int8 output")
     fp32 = fp32_bundle(model)
     windows = calibration_windows(list_clips(calibration), fp32, max_windows=max_windows)
-    int8 = quantize_onnx(model, output, windows)
+    int8 = quantize_onnx(model, output, windows, keep_float=keep_float)
     tflite_path = None
     if tflite_checkpoint is not None:
         from quantize.tflite import export_tflite

@@ -181,6 +181,40 @@ def test_in_graph_frontend_stays_float(models: dict[str, Path]) -> None:
     assert CLASSES[int(np.argmax(fp32_scores))] == CLASSES[int(np.argmax(int8_scores))] == "dog"
 
 
+def test_kept_modules_stay_float_in_the_int8_graph(models: dict[str, Path]) -> None:
+    int8 = models["tmp"] / "stem_float.int8.onnx"
+    _invoke(
+        "quantize", str(models["fp32"]), "-o", str(int8), "--calibration", str(DATA), "--max-windows", "32",
+        "--keep-float", "features.0", "--keep-float", "features.1",
+    )
+    assert read_bundle(int8).provenance["int8"]["float_modules"] == ["features.0", "features.1"]
+    graph = onnx.load(str(int8)).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    kept = [node for node in convs if node.name.startswith(("/features/features.0/", "/features/features.1/"))]
+    assert len(kept) == 3  # the stem; block 1's depthwise and projection (expansion 1: no expanding conv)
+    assert not any(set(node.input) & dequantized for node in kept)
+    assert all(set(node.input) & dequantized for node in convs if node not in kept)
+    windows = clip_windows(_class_clip("dog"), read_bundle(int8))
+    fp32_scores = np.stack([OnnxBackend(models["fp32"])(window) for window in windows]).mean(axis=0)
+    int8_scores = np.stack([OnnxBackend(int8)(window) for window in windows]).mean(axis=0)
+    assert np.abs(int8_scores - fp32_scores).max() < 0.1
+
+
+def test_keep_float_names_a_module_of_the_graph(models: dict[str, Path]) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["quantize", str(models["fp32"]), "-o", str(models["tmp"] / "nope.int8.onnx"), "--calibration", str(DATA),
+         "--max-windows", "8", "--keep-float", "features.99"],
+    )
+    assert result.exit_code != 0
+    assert result.stderr.strip() == (
+        "error: the graph has no nodes of module 'features.99' (scope /features/features.99/); "
+        "give module paths like 'features.0'"
+    )
+    assert not (models["tmp"] / "nope.int8.onnx").exists()
+
+
 def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch: pip install 'edge-sed[tflite-export]'")
     pytest.importorskip("ai_edge_litert", reason="TFLite run time needs ai-edge-litert: pip install 'edge-sed[tflite]'")

@@ -87,6 +87,10 @@ def quantize(
         Optional[Path], typer.Option("--labelled", help="Labelled clips for the report [ESC-50 held-out fold].")
     ] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="Keep only this fold of a --labelled CSV.")] = None,
+    keep_float: Annotated[
+        Optional[list[str]],
+        typer.Option("--keep-float", help="Leave this torch module (e.g. features.0) in float in the ONNX int8 model (repeatable)."),
+    ] = None,
     qat_epochs: Annotated[
         int, typer.Option("--qat-epochs", help="Fine-tune the TFLite model with fake quantization for N epochs (0: calibrate only).")
     ] = 0,
@@ -118,6 +122,7 @@ def quantize(
         max_windows=max_windows,
         tflite_checkpoint=checkpoint if tflite else None,
         qat=qat,
+        keep_float=keep_float or (),
         report=report or json_output,
         labelled=labelled,
         fold=fold,
