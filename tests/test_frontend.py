@@ -67,3 +67,14 @@ def test_periodic_hann_equals_scipy() -> None:
     for n_fft in (512, 1024):
         expected = scipy.signal.get_window("hann", n_fft, fftbins=True)
         np.testing.assert_allclose(periodic_hann(n_fft), expected, atol=1e-7)
+
+
+def test_reused_work_arrays_change_no_result(dog_audio) -> None:
+    samples, sample_rate = dog_audio
+    logmel = LogMel(PANNS_16K)
+    whole = logmel(samples)
+    kept = whole.copy()
+    short, longer = logmel(samples[: sample_rate // 2]), logmel(samples)
+    assert np.array_equal(whole, kept)  # a later call does not write into an earlier result
+    assert np.array_equal(longer, whole)
+    assert np.array_equal(short, LogMel(logmel.config)(samples[: sample_rate // 2]))
