@@ -1,9 +1,10 @@
 """ONNX fp32 bundle -> static int8 QDQ bundle with ONNX Runtime's quantizer.
 
 Weights are int8 per output channel, activations uint8 per tensor (U8S8), calibrated
-(min/max) on windows of real audio. In a waveform-input graph the front-end
-nodes (STFT, mel, log) stay in float, and so do the modules named in
-``keep_float``. The bundle is carried over with ``precision="int8"`` and says
+(min/max) on windows of real audio. The output sigmoid stays in float (int8
+would round scores to steps of 1/256, coarser than the thresholds tuned on
+them); so do the front-end nodes (STFT, mel, log) of a waveform-input graph
+and the modules named in ``keep_float``. The bundle is carried over with ``precision="int8"`` and says
 how it was quantized (``provenance["int8"]``).
 """
 
@@ -76,6 +77,8 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
     bundle = fp32_bundle(model)
     graph = onnx.load(str(model)).graph
     frontend_nodes = [node.name for node in graph.node if node.name.startswith(FRONTEND_SCOPE)]
+    outputs = {output.name for output in graph.output}
+    score_nodes = [node.name for node in graph.node if node.op_type == "Sigmoid" and node.output[0] in outputs]
     float_nodes = []
     for module in keep_float:
         scope = module_scope(module)
@@ -95,7 +98,7 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
             activation_type=QuantType.QUInt8,  # U8S8: ONNX Runtime's fast int8 kernels on x86 and ARM
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=frontend_nodes + float_nodes,
+            nodes_to_exclude=frontend_nodes + score_nodes + float_nodes,
         )
     how = {"method": "post-training calibration", "calibration_windows": len(windows), "float_modules": list(keep_float)}
     int8 = dataclasses.replace(bundle, precision="int8", provenance={**bundle.provenance, "int8": how})

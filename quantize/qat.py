@@ -111,7 +111,7 @@ def qat_quantizer() -> Any:
 
 
 def finetune_qat(loaded: Any, quantizer: Any, windows: np.ndarray, job: QatJob) -> tuple[torch.fx.GraphModule, list[dict[str, float]]]:
-    """Fine-tune a checkpoint with int8 fake quantization; return the converted int8 graph and per-epoch losses.
+    """Fine-tune a checkpoint with int8 fake quantization; return the converted int8 logits graph and per-epoch losses.
 
     Parameters
     ----------
@@ -121,7 +121,7 @@ def finetune_qat(loaded: Any, quantizer: Any, windows: np.ndarray, job: QatJob) 
         real audio; they start the observers and fix the window length trained
     job : recipe and settings
 
-    The graph maps log-mel windows (batch, frames, n_mels) to sigmoid scores.
+    The graph maps log-mel windows (batch, frames, n_mels) to logits.
     """
     import torch
     from torchao.quantization.pt2e import disable_observer, move_exported_model_to_eval
@@ -181,7 +181,7 @@ def finetune_qat(loaded: Any, quantizer: Any, windows: np.ndarray, job: QatJob) 
     move_exported_model_to_eval(prepared)
     with torch.no_grad():
         converted = convert_pt2e(prepared, fold_quantize=False)
-    return _with_sigmoid(converted), history
+    return converted, history
 
 
 def qat_provenance(job: QatJob, history: list[dict[str, float]], n_windows: int) -> dict[str, Any]:
@@ -210,20 +210,3 @@ def _qat_loss(clips: dict[str, Any], fp32: Any, teacher: Any, student: Any, reci
             logmel, (target,) = mixup(logmel, [target], recipe.augment.mixup_alpha, rng)
         soft_target = torch.sigmoid(teacher(logmel))
     return distillation_loss(student(logmel), target, soft_target, None, kd_lambda=config.label_weight, temperature=1.0)
-
-
-def _with_sigmoid(logits: Any) -> Any:
-    """*logits* (a module) followed by the sigmoid: scores, as every edge-sed graph gives."""
-    import torch
-
-    class _Scores(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.logits = logits
-
-        def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(self.logits(logmel))
-
-    scores = _Scores()
-    scores.training = False  # eval mode for this wrapper; the exported graph inside refuses .eval()
-    return scores

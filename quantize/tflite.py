@@ -4,7 +4,8 @@ The model is captured with ``torch.export``, observed on calibration windows
 of real audio with litert-torch's symmetric PT2E quantizer (int8 weights per
 channel, int8 activations), or fine-tuned with fake quantization
 (:mod:`quantize.qat`), converted, and written as ``.tflite`` with its bundle
-in the sidecar ``<model>.tflite.json``. Input is host-computed log-mel.
+in the sidecar ``<model>.tflite.json``. The int8 graph ends at the logits;
+the sigmoid runs in float, so scores keep their resolution. Input is host-computed log-mel.
 litert-torch is heavy (it pulls jax and transformers), so it is its own extra,
 ``[tflite-export]``; running the result only needs ``[tflite]``.
 """
@@ -80,7 +81,7 @@ def export_tflite(
         quantized, history = finetune_qat(loaded, quantizer, windows, qat)
         how = qat_provenance(qat, history, len(windows))
     example = (torch.from_numpy(windows[:1]),)
-    edge_model = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    edge_model = litert_torch.convert(_with_sigmoid(quantized), example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
     edge_model.export(str(output))
     int8 = dataclasses.replace(bundle, precision="int8", provenance={**bundle.provenance, "int8": how})
     sidecar_path(output).write_text(int8.to_json(), encoding="utf-8")
@@ -89,15 +90,36 @@ def export_tflite(
 
 
 def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:
-    """(quantizer, int8 graph): post-training int8, activation ranges observed on *windows*."""
+    """(quantizer, int8 logits graph): post-training int8, activation ranges observed on *windows*."""
     import torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    module = scores_module(deployable_model(loaded.model), "logmel")
+    module = scores_module(deployable_model(loaded.model), "logmel", output="logits")
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     with torch.no_grad():
         observed = prepare_pt2e(torch.export.export(module, (torch.from_numpy(windows[:1]),)).module(), quantizer)
         for window in windows:
             observed(torch.from_numpy(window[None]))
         return quantizer, convert_pt2e(observed, fold_quantize=False)
+
+
+def _with_sigmoid(logits: Any) -> Any:
+    """The int8 *logits* graph followed by a float sigmoid: scores at full resolution.
+
+    Quantized, the sigmoid's output would have LiteRT's fixed int8 grid, steps
+    of 1/256, coarser than the per-class thresholds tuned on the scores.
+    """
+    import torch
+
+    class _Scores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.logits(logmel))
+
+    scores = _Scores()
+    scores.training = False  # eval mode for this wrapper; the exported graph inside refuses .eval()
+    return scores

@@ -119,8 +119,10 @@ def test_int8_bundle_is_small_and_marked_int8(models: dict[str, Path]) -> None:
     assert int8.precision == "int8"
     assert (int8.labels, int8.stream, int8.tracker, int8.source_sha256) == (fp32.labels, fp32.stream, fp32.tracker, fp32.source_sha256)
     assert models["int8"].stat().st_size <= 0.30 * models["fp32"].stat().st_size
-    ops = {node.op_type for node in onnx.load(str(models["int8"])).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(models["int8"])).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    scores = next(node for node in graph.node if node.output[0] == "scores")
+    assert scores.op_type == "Sigmoid"  # scores leave in float, not on int8's 1/256 grid
 
 
 def test_int8_scores_close_to_fp32_on_real_clips(models: dict[str, Path]) -> None:
@@ -228,6 +230,11 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     )
     tflite = int8.with_suffix(".tflite")
     assert read_bundle(tflite).precision == "int8"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(str(tflite))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32  # int8 up to the logits, then a float sigmoid
     known = [Clip(_class_clip(label), label) for label in CLASSES]
     report = compare_models([int8, tflite], known, latency_runs=5)
     assert report.models[1].runtime == "TFLite"
