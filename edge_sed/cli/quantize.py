@@ -95,7 +95,7 @@ def quantize(
         int, typer.Option("--qat-epochs", help="Fine-tune the TFLite model with fake quantization for N epochs (0: calibrate only).")
     ] = 0,
     recipe: Annotated[
-        Optional[Path], typer.Option("--recipe", help="Training recipe for --qat-epochs [the one the checkpoint was trained with].")
+        Optional[Path], typer.Option("--recipe", help="Training recipe for --qat-epochs (default: the one the checkpoint was trained with).")
     ] = None,
     overrides: Annotated[
         Optional[list[str]], typer.Option("--set", help="Override a recipe value for --qat-epochs, section.key=value (repeatable).")
