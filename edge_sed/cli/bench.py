@@ -84,8 +84,8 @@ def latency(
 
 @command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot. Cost rows for --models (default: the whole zoo); mAP for --checkpoint and the shipped model.")
 def macs_map(
-    data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold), such a CSV, or an AudioSet segment list (eval_segments.csv; audio as Y{YTID}.wav etc. beside it or in audio/; multi-label, scored whole) [default: shared ESC-50].")] = None,
-    fold: Annotated[int | None, typer.Option("--fold", help="Evaluate on this fold (0: every clip) [default: each checkpoint's held-out fold, else 5; AudioSet: 0].")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled clips: a folder with metadata.csv (filename,label,fold), such a CSV, or an AudioSet segment list (eval_segments.csv; audio as Y{YTID}.wav etc. beside it or in audio/; multi-label, scored whole); default: the shared ESC-50.")] = None,
+    fold: Annotated[int | None, typer.Option("--fold", help="Evaluate on this fold (0: every clip); default: each checkpoint's held-out fold, else 5; AudioSet: 0.")] = None,
     models: ModelsOpt = "",
     precisions: Annotated[str, typer.Option("--precisions", help="Comma-separated precisions.")] = ",".join(PRECISIONS),
     checkpoint: Annotated[list[str] | None, typer.Option("--checkpoint", help="NAME=PATH of a trained checkpoint to export and score (repeatable).")] = None,
@@ -108,8 +108,8 @@ def macs_map(
 
 @command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms; onset-to-event latency.")
 def stream(
-    model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite) [default: the shipped model].")] = None,
-    latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets [default: the shipped demo].")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite); default: the shipped model.")] = None,
+    latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets; default: the shipped demo.")] = None,
     onsets: Annotated[Path | None, typer.Option("--onsets", help="Its known events, DCASE TSV (onset, offset, event_label).")] = None,
     long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,

@@ -24,15 +24,15 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write."
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="PANNs or edge-sed checkpoint (.pth/.pt); with --c-array, an int8 .tflite bundle.")],
     output: OutputOpt,
-    model: Annotated[Optional[str], typer.Option("--model", help="Registry name [checkpoint's, or inferred].")] = None,
-    window: Annotated[Optional[float], typer.Option("--window", help="Window in seconds [checkpoint's, else 1.0].")] = None,
-    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop in seconds [checkpoint's, else 0.25].")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Registry name (default: the checkpoint's, or inferred).")] = None,
+    window: Annotated[Optional[float], typer.Option("--window", help="Window in seconds (default: the checkpoint's, else 1.0).")] = None,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Hop in seconds (default: the checkpoint's, else 0.25).")] = None,
     in_graph_frontend: Annotated[
         bool, typer.Option("--in-graph-frontend", help="Put the log-mel front end in the graph (input: waveform).")
     ] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 17,
     verify_audio: Annotated[
-        Optional[list[Path]], typer.Option("--verify-audio", help="Real audio to check ONNX against torch on [a shipped clip].")
+        Optional[list[Path]], typer.Option("--verify-audio", help="Real audio to check ONNX against torch on (default: a shipped clip).")
     ] = None,
     c_array: Annotated[
         bool,
