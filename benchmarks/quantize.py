@@ -43,7 +43,7 @@ def main() -> None:
     qat_defaults = QatConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--tflite", action="store_true", help="also LiteRT full int8 (needs litert-torch)")
+    parser.add_argument("--tflite", action="store_true", help="also LiteRT int8 (needs litert-torch)")
     parser.add_argument("--models-dir", type=Path, help="keep the exported models here (default: a temporary folder)")
     parser.add_argument("--max-windows", type=int, default=CALIBRATION_WINDOWS)
     parser.add_argument("--latency-runs", type=int, default=500)

@@ -7,7 +7,7 @@ Checkpoint -> ONNX fp32 bundle (:mod:`quantize.export`)
 ONNX fp32 -> int8 (:mod:`quantize.onnx_int8`)
     ``quantize_onnx()``: ONNX Runtime static QDQ, per-channel weights, calibrated
     on real audio, front-end nodes left in float.
-Checkpoint -> TFLite full int8 (:mod:`quantize.tflite`)
+Checkpoint -> TFLite int8 (:mod:`quantize.tflite`)
     ``export_tflite()``: litert-torch PT2E, metadata in the sidecar JSON
     (``[tflite-export]`` extra).
 Quantization-aware fine-tuning (:mod:`quantize.qat`)

@@ -1,4 +1,4 @@
-"""Quantization-aware fine-tuning (QAT) of the LiteRT full-int8 model.
+"""Quantization-aware fine-tuning (QAT) of the LiteRT int8 model.
 
 Post-training int8 rounds every activation to one per-tensor grid after every
 conv; a MobileNet trained in float loses a little accuracy to that. QAT

@@ -1,4 +1,4 @@
-"""Torch checkpoint -> full-int8 TFLite bundle through litert-torch (PT2E).
+"""Torch checkpoint -> int8 TFLite bundle through litert-torch (PT2E).
 
 The model is captured with ``torch.export``, observed on calibration windows
 of real audio with litert-torch's symmetric PT2E quantizer (int8 weights per
@@ -39,7 +39,7 @@ def export_tflite(
     *,
     qat: QatJob | None = None,
 ) -> ModelBundle:
-    """Write a full-int8 ``.tflite`` of *checkpoint* and its sidecar bundle.
+    """Write an int8 ``.tflite`` of *checkpoint* (int8 input, float scores) and its sidecar bundle.
 
     Parameters
     ----------

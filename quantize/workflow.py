@@ -52,7 +52,7 @@ def quantize_model(
         ``<stem>.tflite`` (with ``<stem>.tflite.json``)
     calibration : folder or CSV of real audio (see :func:`quantize.clips.list_clips`)
     max_windows : calibration windows drawn from it
-    tflite_checkpoint : the source checkpoint; given, a full-int8 TFLite model is written too
+    tflite_checkpoint : the source checkpoint; given, an int8 TFLite model is written too
     qat : fine-tune the TFLite model with fake quantization (:mod:`quantize.qat`)
         instead of calibrating it after training
     keep_float : torch module paths left in float in the ONNX int8 model
