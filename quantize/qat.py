@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from edge_sed.train.loop import ProgressHook, Recipe
 
-__all__ = ["QatConfig", "QatJob", "qat_recipe", "qat_quantizer", "finetune_qat", "qat_provenance"]
+__all__ = ["QatConfig", "QatJob", "qat_recipe", "finetune_qat", "qat_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -95,28 +95,13 @@ def qat_recipe(checkpoint: str | Path, recipe: str | Path | None = None, overrid
     return load_recipe(trained_with, overrides)
 
 
-def qat_quantizer() -> Any:
-    """litert-torch's symmetric per-channel int8 quantizer in QAT mode, for graphs without BatchNorm.
-
-    Its QAT-only conv+BatchNorm patterns are left out: :func:`finetune_qat`
-    folds every BatchNorm first (and litert-torch's conv+BatchNorm annotator
-    fails on torchao 0.18's pattern export).
-    """
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-
-    class _FoldedQuantizer(PT2EQuantizer):
-        STATIC_QAT_ONLY_OPS: list[str] = []
-
-    return _FoldedQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
-
-
 def finetune_qat(loaded: Any, quantizer: Any, windows: np.ndarray, job: QatJob) -> tuple[torch.fx.GraphModule, list[dict[str, float]]]:
     """Fine-tune a checkpoint with int8 fake quantization; return the converted int8 logits graph and per-epoch losses.
 
     Parameters
     ----------
     loaded : ``edge_sed.models.checkpoint.LoadedCheckpoint``, its labels the recipe data's
-    quantizer : from :func:`qat_quantizer`
+    quantizer : from :func:`quantize.tflite.litert_quantizer` with ``qat=True``
     windows : ndarray, shape (n, frames, n_mels) float32: host log-mel windows of
         real audio; they start the observers and fix the window length trained
     job : recipe and settings

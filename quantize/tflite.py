@@ -26,7 +26,7 @@ from quantize.export import deployable_model, scores_module
 if TYPE_CHECKING:
     from quantize.qat import QatJob
 
-__all__ = ["export_tflite"]
+__all__ = ["export_tflite", "litert_quantizer"]
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,9 @@ def export_tflite(
         quantizer, quantized = _calibrated(loaded, windows)
         how = {"method": "post-training calibration", "calibration_windows": len(windows)}
     else:
-        from quantize.qat import finetune_qat, qat_provenance, qat_quantizer
+        from quantize.qat import finetune_qat, qat_provenance
 
-        quantizer = qat_quantizer()
+        quantizer = litert_quantizer(qat=True)
         quantized, history = finetune_qat(loaded, quantizer, windows, qat)
         how = qat_provenance(qat, history, len(windows))
     example = (torch.from_numpy(windows[:1]),)
@@ -92,16 +92,54 @@ def export_tflite(
 def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:
     """(quantizer, int8 logits graph): post-training int8, activation ranges observed on *windows*."""
     import torch
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     module = scores_module(deployable_model(loaded.model), "logmel", output="logits")
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    quantizer = litert_quantizer()
     with torch.no_grad():
         observed = prepare_pt2e(torch.export.export(module, (torch.from_numpy(windows[:1]),)).module(), quantizer)
         for window in windows:
             observed(torch.from_numpy(window[None]))
         return quantizer, convert_pt2e(observed, fold_quantize=False)
+
+
+def litert_quantizer(*, qat: bool = False) -> Any:
+    """litert-torch's symmetric int8 quantizer (per-channel weights), residual adds included.
+
+    Its add annotator finds adds by source partition, which ``torch.export``
+    no longer records for a Python ``x + y``, so MobileNetV2's residual adds
+    stayed in float (DEQUANTIZE, ADD, QUANTIZE in the ``.tflite``); here every
+    add of two activations left unannotated is quantized. With *qat*, fake
+    quantization for fine-tuning; its conv+BatchNorm patterns are left out,
+    since :func:`quantize.qat.finetune_qat` folds every BatchNorm first (and
+    litert-torch's annotator for them fails on torchao 0.18).
+    """
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+
+    class _Quantizer(PT2EQuantizer):
+        STATIC_QAT_ONLY_OPS: list[str] = []
+
+        def annotate(self, model: Any) -> Any:
+            model = super().annotate(model)
+            _annotate_activation_adds(model, self.global_config.input_activation)
+            return model
+
+    return _Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+
+
+def _annotate_activation_adds(model: Any, spec: Any) -> None:
+    """Quantize inputs and output of every still unannotated add of two activations in *model*'s graph."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    for node in model.graph.nodes:
+        if node.target != torch.ops.aten.add.Tensor or "quantization_annotation" in node.meta:
+            continue
+        inputs = node.args[:2]
+        if all(isinstance(arg, torch.fx.Node) and arg.op != "get_attr" for arg in inputs):
+            node.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map=dict.fromkeys(inputs, spec), output_qspec=spec, _annotated=True
+            )
 
 
 def _with_sigmoid(logits: Any) -> Any:

@@ -235,6 +235,8 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     interpreter = Interpreter(str(tflite))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.float32  # int8 up to the logits, then a float sigmoid
+    floats = [t["name"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32]
+    assert len(floats) == 2, floats  # the dequantized logits and the scores: the residual adds run in int8 too
     known = [Clip(_class_clip(label), label) for label in CLASSES]
     report = compare_models([int8, tflite], known, latency_runs=5)
     assert report.models[1].runtime == "TFLite"
