@@ -93,23 +93,20 @@ class LogMel:
         self.window = periodic_hann(config.n_fft)
         self.mel_basis = mel_filterbank(config)
         self._windowed = np.empty((0, config.n_fft))
-        self._power = np.empty((0, config.n_freqs))
-        self._power32 = np.empty((0, config.n_freqs), dtype=np.float32)
+        self._power = np.empty((0, config.n_freqs), dtype=np.float32)
 
     def frames_to_logmel(self, frames: np.ndarray) -> np.ndarray:
         """Log-mel of already framed audio, shape (k, n_fft) -> (k, n_mels)."""
         k = len(frames)
         if len(self._windowed) < k:
             self._windowed = np.empty((k, self.config.n_fft))
-            self._power = np.empty((k, self.config.n_freqs))
-            self._power32 = np.empty((k, self.config.n_freqs), dtype=np.float32)
-        windowed, power, power32 = self._windowed[:k], self._power[:k], self._power32[:k]
+            self._power = np.empty((k, self.config.n_freqs), dtype=np.float32)
+        windowed, power = self._windowed[:k], self._power[:k]
         np.multiply(frames, self.window, out=windowed)
         spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True).view(np.float64)  # (re, im) pairs
         np.square(spectrum, out=spectrum)
-        np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power)
-        np.copyto(power32, power, casting="same_kind")
-        mel = power32 @ self.mel_basis
+        np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power, casting="same_kind")  # summed in float64, stored as float32
+        mel = power @ self.mel_basis
         np.maximum(mel, self.config.amin, out=mel)
         np.log10(mel, out=mel)
         mel *= 10.0

@@ -4,8 +4,8 @@ Weights are int8 per output channel, activations uint8 per tensor (U8S8), calibr
 (min/max) on windows of real audio. The output sigmoid stays in float (int8
 would round scores to steps of 1/256, coarser than the thresholds tuned on
 them); so do the front-end nodes (STFT, mel, log) of a waveform-input graph
-and the modules named in ``keep_float``. The bundle is carried over with ``precision="int8"`` and says
-how it was quantized (``provenance["int8"]``).
+and the modules named in ``keep_float``. The bundle is carried over with
+``precision="int8"`` and says how it was quantized (``provenance["int8"]``).
 """
 
 from __future__ import annotations
