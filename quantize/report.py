@@ -78,6 +78,9 @@ class Agreement:
     latency_ratio: float
     accuracy_drop_relative: float | None
     map_drop_relative: float | None
+    clips_lost: int | None = None  # labelled clips the reference gets right and the candidate wrong
+    clips_gained: int | None = None  # ... and the other way round
+    mcnemar_p: float | None = None  # exact two-sided McNemar test on those clips: is the difference chance?
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +147,40 @@ def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[tuple[s
     """
     from edge_sed.train.metrics import average_precision  # numpy/scipy; scikit-learn's definition
 
-    index = {label: i for i, label in enumerate(labels)}
-    target = np.zeros(scores.shape, dtype=bool)
-    for row, clip_labels in zip(target, truth):
-        row[[index[label] for label in clip_labels]] = True
-    accuracy = float(np.mean(target[np.arange(len(target)), scores.argmax(axis=1)]))
+    target = _targets(scores.shape, labels, truth)
+    accuracy = float(np.mean(_top1_correct(scores, target)))
     present = np.flatnonzero(target.any(axis=0))
     mean_ap = float(np.mean([average_precision(target[:, k], scores[:, k]) for k in present]))
     return accuracy, mean_ap
+
+
+def _targets(shape: tuple[int, ...], labels: Sequence[str], truth: Sequence[tuple[str, ...]]) -> np.ndarray:
+    """Multi-hot targets, shape (clips, classes), bool."""
+    index = {label: i for i, label in enumerate(labels)}
+    target = np.zeros(shape, dtype=bool)
+    for row, clip_labels in zip(target, truth):
+        row[[index[label] for label in clip_labels]] = True
+    return target
+
+
+def _top1_correct(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per clip: is the top-1 class one of its labels? shape (clips,), bool."""
+    return target[np.arange(len(target)), scores.argmax(axis=1)]
+
+
+def _paired_accuracy(reference: np.ndarray, candidate: np.ndarray, target: np.ndarray) -> dict[str, Any]:
+    """Clips the *candidate* gets wrong that the *reference* gets right and the other way
+    round, with an exact (binomial) McNemar test: ``clips_lost``, ``clips_gained``, ``mcnemar_p``.
+
+    Only the clips where they differ carry information; under "both are equally
+    accurate" each of those goes either way with probability 1/2.
+    """
+    from scipy.stats import binomtest
+
+    right_before, right_after = _top1_correct(reference, target), _top1_correct(candidate, target)
+    lost, gained = int(np.sum(right_before & ~right_after)), int(np.sum(~right_before & right_after))
+    p = binomtest(min(lost, gained), lost + gained, 0.5).pvalue if lost + gained else 1.0
+    return {"clips_lost": lost, "clips_gained": gained, "mcnemar_p": float(p)}
 
 
 def _model_clips(clips: Sequence[Clip], labels: Sequence[str], note: str) -> tuple[list[Clip], bool, str]:
@@ -227,8 +256,9 @@ def compare_models(
             )
         )
     decided = _decided(scores[0])
+    target = _targets(scores[0].shape, labels, truth) if labelled else None
     agreements = tuple(
-        _agreement(rows[i], rows[j], scores[i], scores[j], decided)
+        _agreement(rows[i], rows[j], scores[i], scores[j], decided, target)
         for i in range(len(rows))
         for j in range(i + 1, len(rows))
     )
@@ -253,7 +283,12 @@ def _decided(scores: np.ndarray) -> np.ndarray:
 
 
 def _agreement(
-    reference: ModelRow, candidate: ModelRow, reference_scores: np.ndarray, scores: np.ndarray, decided: np.ndarray
+    reference: ModelRow,
+    candidate: ModelRow,
+    reference_scores: np.ndarray,
+    scores: np.ndarray,
+    decided: np.ndarray,
+    target: np.ndarray | None,
 ) -> Agreement:
     difference = np.abs(scores - reference_scores)
     same_top1 = reference_scores.argmax(axis=1) == scores.argmax(axis=1)
@@ -269,11 +304,18 @@ def _agreement(
         latency_ratio=candidate.latency_ms / reference.latency_ms,
         accuracy_drop_relative=_relative_drop(reference.accuracy, candidate.accuracy),
         map_drop_relative=_relative_drop(reference.mean_average_precision, candidate.mean_average_precision),
+        **({} if target is None else _paired_accuracy(reference_scores, scores, target)),
     )
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def _paired_text(agreement: Agreement) -> str:
+    if agreement.mcnemar_p is None:
+        return ""
+    return f" ({agreement.clips_lost} clips lost, {agreement.clips_gained} gained, McNemar p={agreement.mcnemar_p:.2f})"
 
 
 def format_report(report: QuantizeReport) -> str:
@@ -293,7 +335,8 @@ def format_report(report: QuantizeReport) -> str:
             f"top-1 agreement {agreement.top1_agreement:.4f} ({_fmt(agreement.top1_agreement_decided, '.4f')} on the "
             f"{agreement.decided_clips} clips with a top-2 margin >= {DECIDED_MARGIN}), |score diff| max {agreement.max_abs_diff:.4f} "
             f"mean {agreement.mean_abs_diff:.5f}, size x{agreement.size_ratio:.3f}, latency x{agreement.latency_ratio:.3f}, "
-            f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}, mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
+            f"accuracy drop {_fmt(agreement.accuracy_drop_relative, '.2%')}{_paired_text(agreement)}, "
+            f"mAP drop {_fmt(agreement.map_drop_relative, '.2%')}"
         )
     lines.append(f"latency: median (and min) of {report.latency_runs} single-window runs, {report.threads} thread")
     if report.note:

@@ -158,6 +158,10 @@ def test_quantize_report_json_on_a_labelled_csv(models: dict[str, Path]) -> None
     assert [row["precision"] for row in report["models"]] == ["fp32", "int8"]
     assert report["models"][0]["accuracy"] == 1.0  # the four clips it was fitted on
     assert 0.0 <= report["agreements"][0]["accuracy_drop_relative"] <= 0.25
+    agreement, (fp32_row, int8_row) = report["agreements"][0], report["models"]
+    net_lost = agreement["clips_lost"] - agreement["clips_gained"]
+    assert net_lost == round((fp32_row["accuracy"] - int8_row["accuracy"]) * report["n_clips"])
+    assert 0.0 < agreement["mcnemar_p"] <= 1.0
     assert report["models"][1]["latency_ms"] > 0 and report["agreements"][0]["size_ratio"] <= 0.30
 
 
@@ -336,3 +340,22 @@ def test_quantization_aware_tflite_needs_a_recipe(models: dict[str, Path]) -> No
         f"error: checkpoint {str(models['checkpoint'])!r} carries no training recipe; "
         "give the data to fine-tune on with --recipe RECIPE.toml"
     )
+
+
+def test_paired_accuracy_is_an_exact_mcnemar_test() -> None:
+    from quantize.report import _paired_accuracy
+
+    target = np.eye(3, dtype=bool)[[0, 1, 2, 0, 1, 2, 0, 1]]  # eight clips of three classes
+    reference = target.astype(float)  # right on all eight
+    candidate = reference.copy()
+    candidate[:5] = np.roll(target[:5], 1, axis=1)  # wrong on the first five
+    paired = _paired_accuracy(reference, candidate, target)
+    assert (paired["clips_lost"], paired["clips_gained"]) == (5, 0)
+    assert paired["mcnemar_p"] == pytest.approx(2 / 2**5)  # all five discordant clips one way: 2 * 0.5**5
+    swapped = _paired_accuracy(candidate, reference, target)
+    assert swapped == {"clips_lost": 0, "clips_gained": 5, "mcnemar_p": paired["mcnemar_p"]}
+    reference[7] = np.roll(target[7], 1)  # the reference wrong on the last clip, the candidate right
+    paired = _paired_accuracy(reference, candidate, target)
+    assert (paired["clips_lost"], paired["clips_gained"]) == (5, 1)
+    assert paired["mcnemar_p"] == pytest.approx(2 * (1 + 6) / 2**6)  # 2 * P(X <= 1), X ~ Binomial(6, 1/2)
+    assert _paired_accuracy(reference, reference, target)["mcnemar_p"] == 1.0
