@@ -8,7 +8,7 @@ an unpaced one. This script isolates the backend: each model (default: the
 shipped one; ``.onnx`` or ``.tflite``, through the run-time backends, one
 thread) scores the same real log-mel window back to back, then after gaps of
 1 to 250 ms spent either asleep or busy in a Python loop (the thread never
-leaves the CPU), and right after reading 64 MB of other memory (caches
+sleeps), and right after reading 64 MB of other memory (caches
 flushed by the process itself, no gap). The time is the scoring thread's CPU
 time (``time.thread_time``), median and 90th percentile; ratios are to the
 same model back to back in the same run.
