@@ -77,8 +77,8 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
     bundle = fp32_bundle(model)
     graph = onnx.load(str(model)).graph
     frontend_nodes = [node.name for node in graph.node if node.name.startswith(FRONTEND_SCOPE)]
-    outputs = {output.name for output in graph.output}
-    score_nodes = [node.name for node in graph.node if node.op_type == "Sigmoid" and node.output[0] in outputs]
+    graph_outputs = {value.name for value in graph.output}
+    score_nodes = [node.name for node in graph.node if node.op_type == "Sigmoid" and node.output[0] in graph_outputs]
     float_nodes = []
     for module in keep_float:
         scope = module_scope(module)
