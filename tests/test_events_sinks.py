@@ -226,14 +226,32 @@ def test_terminal_view_shows_events_meters_and_counters() -> None:
     view.emit(ONSET)
     view.update(StreamStatus(2.0, LABELS, (0.9, 0.25), ("Dog",), -23.5, 0.042, 3, {"clipped": 2}))
     view.emit(SIREN)
+    rendered = view.render()
+    meters = [span.end - span.start for span in rendered.spans if span.style == "bar.complete"]
+    assert meters == [27, 8]  # 0.90 and 0.25 of the 30 cells, in score order
     view.close()
     text = console.file.getvalue()
     assert "level  -23.5 dBFS" in text
     assert "real-time factor 0.042" in text
     assert "overruns 3" in text and "clipped 2" in text
-    assert "* Dog" in text and "0.90" in text and "0.25" in text
-    assert "│ Dog    │ 1.25" in text  # active since 1.25 s
-    assert "│ Siren  │ 2.00      │ 6.12" in text  # recent, complete
+    assert "* Dog    " + "━" * 30 + " 0.90" in text  # the active mark
+    assert "  Siren  " + "━" * 30 + " 0.25" in text
+    assert "  Dog         1.25        0.81" in text  # active since 1.25 s
+    assert "  Siren       2.00        6.12        0.50" in text  # recent, complete
+
+
+def test_terminal_view_redraws_for_every_event_but_caps_status_redraws() -> None:
+    def frames(min_redraw_s: float) -> int:
+        console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+        view = TerminalSink(LABELS, console=console, min_redraw_s=min_redraw_s)
+        view.emit(ONSET)
+        for step in range(5):
+            view.update(StreamStatus(2.0 + step, LABELS, (0.9, 0.25), ("Dog",)))
+        view.emit(SIREN)
+        return console.file.getvalue().count("recent ")
+
+    assert frames(0.0) == 7  # two events and five statuses
+    assert frames(3600.0) == 2  # the events only
 
 
 def test_terminal_view_ends_with_a_newline_when_not_a_terminal() -> None:
