@@ -12,9 +12,13 @@ long recording made by concatenating ``shared/data`` clips:
   running cost of a listener that stays up; start-up CPU is reported apart);
 - **paced in real time** (a shorter stretch, blocks released as a microphone
   would deliver them): the same share, as a live ``listen`` spends it;
+- **paced, with the terminal view** (``view``): the same run drawing
+  ``listen``'s default ``terminal`` sink into a terminal (a rich console forced
+  to emit terminal output, written to ``/dev/null``): ``listen --demo`` as a
+  user runs it, without a microphone;
 - **from a real input device** (``device``; whatever it hears, for as long as
-  the paced run): the share of ``listen`` itself, PortAudio's audio thread and
-  resampling included;
+  the paced run): the share of ``listen`` itself, terminal view, PortAudio's
+  audio thread and resampling included;
 - peak resident memory of the process (each run in a fresh child process);
 - **onset-to-event latency** on a recording with known onsets: wall time from
   feeding the block that holds the true onset sample to the onset event
@@ -67,9 +71,13 @@ STARTUP_S = 5.0
 DEMO_ONSETS = DEMO_AUDIO.with_suffix(".tsv")
 #: An onset event counts as the detection of a true onset within this many seconds.
 ONSET_MATCH_S = 1.5
-MODES = ("fast", "paced", "latency")
+MODES = ("fast", "paced", "view", "latency")
 #: The run through a real input device (only when one is named).
 MIC_MODE = "mic"
+#: Modes that draw listen's terminal view, as a user in a terminal sees it.
+VIEW_MODES = ("view", MIC_MODE)
+#: Columns of the terminal the view is drawn for.
+VIEW_WIDTH = 100
 
 #: (label, onset_s, duration_s) of one known event.
 Placement = tuple[str, float, float]
@@ -182,7 +190,9 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
     from edge_sed.backends import load_backend
     from edge_sed.config import resolve
     from edge_sed.pipeline import PipelineConfig, run
-    from edge_sed.sinks import open_sinks
+    from rich.console import Console
+
+    from edge_sed.sinks import SinkSet, TerminalSink, open_sinks
     from edge_sed.sources import FileSource, MicSource
 
     backend = load_backend(model)
@@ -196,11 +206,16 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
         source = _TimedSource(mic)
     else:
         source = _TimedSource(FileSource(recording, rate, realtime=mode != "fast"))
-    sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
-    rss_before_mb = peak_rss_mib()
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    summary = run([source], backend, sinks, config)
-    cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        if mode in VIEW_MODES:
+            view = TerminalSink(bundle.labels, console=Console(file=devnull, force_terminal=True, width=VIEW_WIDTH))
+            sinks = _TimedSinks(SinkSet([("terminal", view)]))
+        else:
+            sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
+        rss_before_mb = peak_rss_mib()
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        summary = run([source], backend, sinks, config)
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
     result = {
         "mode": mode, "hop_s": hop_s, "audio_s": summary.seconds, "cpu_s": cpu_s, "wall_s": wall_s,
         "core_share_whole": cpu_s / summary.seconds,
@@ -290,7 +305,7 @@ def _resolve_inputs(config: StreamBenchConfig) -> tuple[str, str, list[Placement
 
 
 def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallback | None = None) -> BenchResult:
-    """Fast, paced and latency runs at each hop, each in a fresh process; write ``stream.json``."""
+    """Fast, paced, view and latency runs at each hop, each in a fresh process; write ``stream.json``."""
     from edge_sed.bundle import read_bundle
 
     model, recording, placements = _resolve_inputs(config)
@@ -309,12 +324,13 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
             elif mode == MIC_MODE:
                 runs.append(_run_child(Path(model), config.device, mode, hop, config.paced_s, config.startup_s))
             else:
-                seconds = config.paced_s if mode == "paced" else None
+                seconds = None if mode == "fast" else config.paced_s
                 runs.append(_run_child(Path(model), long, mode, hop, seconds, config.startup_s))
     tick(len(plan), len(plan), "done")
-    goal_mode = MIC_MODE if config.device else "paced"
+    goal_mode = MIC_MODE if config.device else "view"
     live = next((r for r in runs if r["mode"] == goal_mode and r["hop_s"] == GOAL_HOP_S and "error" not in r), None)
     how = f"live from input device {config.device}" if config.device else "paced like a microphone"
+    how += ", terminal view drawn"
     goal = Goal(f"listen: share of one core at a 250 ms hop after start-up ({how})", LISTEN_CORE_SHARE_GOAL,
                 live["core_share"] if live else None, higher_is_better=False)
     settings = {**dataclasses.asdict(config), "model": model, "latency_recording": recording,
