@@ -215,7 +215,7 @@ class _Stream:
             self._rtf = self._busy_s / (self._energy_n / self.rate)
         counters = self.summary.counters + self.source.counters
         self.sinks.update(StreamStatus(
-            time_s=time_s, labels=self.labels, scores=tuple(float(s) for s in scores),
+            time_s=time_s, labels=self.labels, scores=tuple(scores.tolist()),
             active=tuple(self.tracker.active), level_dbfs=self._level, real_time_factor=self._rtf,
             overruns=counters["overruns"], counters=dict(counters),
         ))

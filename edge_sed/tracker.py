@@ -117,6 +117,16 @@ def _plans(labels: Sequence[str], config: TrackerConfig, hop_s: float) -> list[_
     return [_ClassPlan.of(config.rule(label), hop_s) for label in labels]
 
 
+@dataclass(frozen=True, slots=True)
+class _DelayGroup:
+    """The classes whose median filter has the same delay, with their thresholds."""
+
+    delay: int
+    classes: np.ndarray
+    on: np.ndarray
+    off: np.ndarray
+
+
 @dataclass(slots=True)
 class _OpenEvent:
     """One class's event in progress (a run of active frames, maybe in its gap)."""
@@ -157,12 +167,17 @@ class EventTracker:
         self._plans = _plans(self.labels, config, self.hop_s)
         self._stamper = _Stamper(start_wall)
         delays = np.array([plan.delay for plan in self._plans], dtype=int)
-        self._groups = [(int(d), np.flatnonzero(delays == d)) for d in np.unique(delays)]
+        on = np.array([plan.on for plan in self._plans], dtype=np.float64)
+        off = np.array([plan.off for plan in self._plans], dtype=np.float64)
+        self._groups: list[_DelayGroup] = []
+        for delay in np.unique(delays):
+            classes = np.flatnonzero(delays == delay)
+            self._groups.append(_DelayGroup(int(delay), classes, on[classes], off[classes]))
         self._max_delay = int(delays.max(initial=0))
-        # The last 2 * max_delay + 1 score vectors, a ring written at self._next.
-        self._raw = np.zeros((2 * self._max_delay + 1, len(self.labels)), dtype=np.float64)
-        self._on = np.array([plan.on for plan in self._plans], dtype=np.float64)
-        self._off = np.array([plan.off for plan in self._plans], dtype=np.float64)
+        # The last 2 * max_delay + 1 score vectors, a ring written at self._next; each row is also
+        # kept one ring length further on, so the latest k rows are always one contiguous slice.
+        self._span = 2 * self._max_delay + 1
+        self._raw = np.zeros((2 * self._span, len(self.labels)), dtype=np.float64)
         self.reset()
 
     def reset(self) -> None:
@@ -172,6 +187,7 @@ class EventTracker:
         self._pushed = 0
         self._active = np.zeros(len(self.labels), dtype=bool)
         self._open: dict[int, _OpenEvent] = {}
+        self._is_open = np.zeros(len(self.labels), dtype=bool)  # the keys of self._open
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -208,10 +224,10 @@ class EventTracker:
         self._pushed += 1
         events: list[Event] = []
         newest = self._pushed - 1
-        for delay, classes in self._groups:
-            frame = newest - delay
+        for group in self._groups:
+            frame = newest - group.delay
             if frame >= 0:
-                events += self._filter_and_advance(delay, classes, frame, self._times[-1 - delay])
+                events += self._filter_and_advance(group, frame, self._times[-1 - group.delay])
         return events
 
     def close(self, time_s: float) -> list[Event]:
@@ -227,10 +243,10 @@ class EventTracker:
             newest = self._pushed - 1
             for step in range(1, self._max_delay + 1):
                 self._keep(last_raw)
-                for delay, classes in self._groups:
-                    frame = newest - delay + step
-                    if step <= delay and frame >= 0:
-                        events += self._filter_and_advance(delay, classes, frame, self._times[-1 - delay + step])
+                for group in self._groups:
+                    frame = newest - group.delay + step
+                    if step <= group.delay and frame >= 0:
+                        events += self._filter_and_advance(group, frame, self._times[-1 - group.delay + step])
         for c, ev in sorted(self._open.items()):
             if ev.confirmed:
                 offset = max(float(time_s), ev.end) if self._active[c] else ev.end
@@ -239,21 +255,19 @@ class EventTracker:
         return events
 
     def _keep(self, scores: np.ndarray) -> None:
-        self._raw[self._next] = scores
-        self._next = (self._next + 1) % len(self._raw)
+        self._raw[self._next] = self._raw[self._next + self._span] = scores
+        self._next = (self._next + 1) % self._span
 
-    def _filter_and_advance(self, delay: int, classes: np.ndarray, frame: int, time_s: float) -> list[Event]:
-        latest = (self._next - 1 - np.arange(2 * delay + 1)) % len(self._raw)  # the last 2*delay+1 pushes
-        window = self._raw[np.ix_(latest, classes)]
-        filtered = np.partition(window, delay, axis=0)[delay]  # the median of an odd count
-        was_active = self._active[classes]
-        now_active = np.where(was_active, filtered >= self._off[classes], filtered >= self._on[classes])
-        self._active[classes] = now_active
-        is_open = np.zeros(len(self.labels), dtype=bool)
-        is_open[list(self._open)] = True
+    def _filter_and_advance(self, group: _DelayGroup, frame: int, time_s: float) -> list[Event]:
+        end = self._next + self._span  # the last 2*delay+1 pushes are the rows before it
+        latest = self._raw[end - 2 * group.delay - 1 : end]
+        filtered = np.partition(latest, group.delay, axis=0)[group.delay, group.classes]  # the median of an odd count
+        was_active = self._active[group.classes]
+        now_active = np.where(was_active, filtered >= group.off, filtered >= group.on)
+        self._active[group.classes] = now_active
         events: list[Event] = []
-        for i in np.flatnonzero(now_active | is_open[classes]):
-            event = self._advance(int(classes[i]), bool(now_active[i]), float(filtered[i]), frame, time_s)
+        for i in np.flatnonzero(now_active | self._is_open[group.classes]):
+            event = self._advance(int(group.classes[i]), bool(now_active[i]), float(filtered[i]), frame, time_s)
             if event is not None:
                 events.append(event)
         return events
@@ -266,6 +280,7 @@ class EventTracker:
         if active:
             if ev is None:
                 ev = self._open[c] = _OpenEvent(frame, frame, time_s - half_hop, time_s + half_hop, score)
+                self._is_open[c] = True
             else:
                 ev.last, ev.end, ev.peak = frame, time_s + half_hop, max(ev.peak, score)
             if not ev.confirmed and ev.last - ev.first + 1 >= plan.min_frames:
@@ -274,6 +289,7 @@ class EventTracker:
             return None
         if ev is not None and frame - ev.last > plan.max_gap_frames:
             del self._open[c]
+            self._is_open[c] = False
             if ev.confirmed:
                 return self._stamper.event(self.labels[c], ev.onset, ev.end, ev.peak)
         return None
