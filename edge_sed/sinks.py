@@ -344,7 +344,7 @@ class TerminalSink:
                 view.append(f"{mark} {status.labels[i]:<{self._label_width}} ")
                 filled = round(_METER_WIDTH * min(1.0, max(0.0, status.scores[i])))
                 view.append("\u2501" * filled, style="bar.complete")
-                view.append("\u2501" * (_METER_WIDTH - filled), style="bar.back")
+                view.append("\u2500" * (_METER_WIDTH - filled), style="bar.back")  # light: visible without colour
                 view.append(f" {status.scores[i]:.2f}\n")
         width = self._label_width
         view.append(f"{'active':<{width + 2}} {'since (s)':>9}  {'confidence':>10}\n", style="bold")
