@@ -187,11 +187,11 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
 
     In :data:`MIC_MODE` *recording* names the input device (index or name, as ``listen --device``).
     """
+    from rich.console import Console
+
     from edge_sed.backends import load_backend
     from edge_sed.config import resolve
     from edge_sed.pipeline import PipelineConfig, run
-    from rich.console import Console
-
     from edge_sed.sinks import SinkSet, TerminalSink, open_sinks
     from edge_sed.sources import FileSource, MicSource
 
