@@ -9,9 +9,12 @@ shipped one; ``.onnx`` or ``.tflite``, through the run-time backends, one
 thread) scores the same real log-mel window back to back, then after gaps of
 1 to 250 ms spent either asleep or busy in a Python loop (the thread never
 sleeps), and right after reading 64 MB of other memory (caches
-flushed by the process itself, no gap). The time is the scoring thread's CPU
+flushed by the process itself, no gap). Beside the models, the pipeline's own
+front end in the same conditions: :class:`~edge_sed.frontend.StreamingLogMel`
+taking one 250 ms hop of samples (numpy and scipy, no ONNX Runtime), to tell a
+runtime's behaviour from the machine's. The time is the scoring thread's CPU
 time (``time.thread_time``), median and 90th percentile; ratios are to the
-same model back to back in the same run.
+same subject back to back in the same run.
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_sed.audio import read_audio  # noqa: E402
 from edge_sed.backends import load_backend  # noqa: E402
+from edge_sed.bundle import read_bundle  # noqa: E402
+from edge_sed.frontend import StreamingLogMel  # noqa: E402
 from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL  # noqa: E402
 from edge_sed.bench.results import Column, add_ratios, format_table, write_results  # noqa: E402
 from quantize.clips import clip_windows  # noqa: E402
 
 GAPS_S = (0.001, 0.005, 0.02, 0.05, 0.25)
+#: The hop whose log-mel is timed beside the models (listen's default).
+HOP_S = 0.25
 SWEEP_BYTES = 64 * 2**20
 COLUMNS = (
     Column("model", "model"),
@@ -59,6 +67,23 @@ def _sweep(memory: np.ndarray) -> Callable[[], None]:
     return lambda: memory.sum()
 
 
+def _scorer(path: Path) -> Callable[[], object]:
+    """One real window of the demo recording scored by the model at *path* (one thread)."""
+    backend = load_backend(path, threads=1)
+    windows = clip_windows(DEMO_AUDIO, backend.bundle)
+    window = windows[len(windows) // 2]
+    return lambda: backend(window)
+
+
+def _hop_logmel(path: Path) -> Callable[[], object]:
+    """The pipeline's own front end for one hop: :class:`StreamingLogMel` taking one hop of samples."""
+    frontend = read_bundle(path).frontend
+    samples, rate = read_audio(DEMO_AUDIO, frontend.sample_rate)
+    hop = samples[: round(HOP_S * rate)]
+    logmel = StreamingLogMel(frontend)
+    return lambda: logmel.push(hop)
+
+
 def cpu_per_window(score: Callable[[], object], before: Callable[[], None], runs: int) -> np.ndarray:
     """Thread CPU seconds of *runs* calls of *score*, each after *before* (not timed)."""
     times = np.empty(runs)
@@ -83,16 +108,15 @@ def main() -> None:
         conditions += [(f"{gap * 1e3:g} ms asleep", _sleep(gap), args.runs), (f"{gap * 1e3:g} ms busy", _spin(gap), args.runs)]
     conditions.append((f"reading {SWEEP_BYTES >> 20} MB, no gap", _sweep(memory), args.runs))
 
+    subjects = [(path.name, _scorer(path)) for path in args.models]
+    subjects.append((f"log-mel of one {HOP_S * 1e3:g} ms hop", _hop_logmel(args.models[0])))
     rows = []
-    for path in args.models:
-        backend = load_backend(path, threads=1)
-        windows = clip_windows(DEMO_AUDIO, backend.bundle)
-        window = windows[len(windows) // 2]
+    for subject, work in subjects:
         for _ in range(20):  # warm up
-            backend(window)
+            work()
         for name, before, runs in conditions:
-            times = cpu_per_window(lambda: backend(window), before, runs) * 1e3
-            rows.append({"model": path.name, "before": name, "median_ms": float(np.median(times)),
+            times = cpu_per_window(work, before, runs) * 1e3
+            rows.append({"model": subject, "before": name, "median_ms": float(np.median(times)),
                          "p90_ms": float(np.percentile(times, 90))})
     back_to_back = {row["model"]: row for row in rows if row["before"] == conditions[0][0]}
     rows = add_ratios(rows, value="median_ms", ratio="ratio", baseline_of=lambda row: back_to_back[row["model"]],
