@@ -106,7 +106,7 @@ def macs_map(
     _report(result, MACS_MAP_COLUMNS)
 
 
-@command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms; onset-to-event latency.")
+@command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms, with and without its terminal view; onset-to-event latency.")
 def stream(
     model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite); default: the shipped model.")] = None,
     latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets; default: the shipped demo.")] = None,
