@@ -137,17 +137,16 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
     return [(float(median), float(least)) for median, least in zip(np.median(times, axis=0) * 1e3, times.min(axis=0) * 1e3)]
 
 
-def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[tuple[str, ...]]) -> tuple[float, float]:
-    """Top-1 accuracy and macro mAP over the model classes that occur in *truth*.
+def _accuracy(scores: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Top-1 accuracy and macro mAP over the classes that occur in *target* (from :func:`_targets`).
 
-    *truth* holds each clip's labels, all of them model classes. With several labels a clip
-    counts as right when its top-1 class is one of them, and mAP is PANNs' multi-label one:
-    each class's average precision on multi-hot targets, averaged over the classes present.
-    With one label per clip both are the usual single-label top-1 accuracy and mAP.
+    With several labels a clip counts as right when its top-1 class is one of them, and mAP
+    is PANNs' multi-label one: each class's average precision on multi-hot targets, averaged
+    over the classes present. With one label per clip both are the usual single-label top-1
+    accuracy and mAP.
     """
     from edge_sed.train.metrics import average_precision  # numpy/scipy; scikit-learn's definition
 
-    target = _targets(scores.shape, labels, truth)
     accuracy = float(np.mean(_top1_correct(scores, target)))
     present = np.flatnonzero(target.any(axis=0))
     mean_ap = float(np.mean([average_precision(target[:, k], scores[:, k]) for k in present]))
@@ -155,7 +154,7 @@ def _accuracy(scores: np.ndarray, labels: Sequence[str], truth: Sequence[tuple[s
 
 
 def _targets(shape: tuple[int, ...], labels: Sequence[str], truth: Sequence[tuple[str, ...]]) -> np.ndarray:
-    """Multi-hot targets, shape (clips, classes), bool."""
+    """Multi-hot targets, shape (clips, classes), bool: *truth* holds each clip's labels, all of them in *labels*."""
     index = {label: i for i, label in enumerate(labels)}
     target = np.zeros(shape, dtype=bool)
     for row, clip_labels in zip(target, truth):
@@ -239,10 +238,10 @@ def compare_models(
     scores, n_windows = _clip_scores(backends, clips)
     window = clip_windows(clips[0], backends[0].bundle)[0]
     latencies = _latency_ms(backends, window, latency_runs)
-    truth = [clip.labels for clip in clips]
+    target = _targets(scores[0].shape, labels, [clip.labels for clip in clips]) if labelled else None
     rows = []
     for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
-        accuracy, mean_ap = _accuracy(model_scores, labels, truth) if labelled else (None, None)
+        accuracy, mean_ap = _accuracy(model_scores, target) if target is not None else (None, None)
         rows.append(
             ModelRow(
                 path=str(path),
@@ -256,7 +255,6 @@ def compare_models(
             )
         )
     decided = _decided(scores[0])
-    target = _targets(scores[0].shape, labels, truth) if labelled else None
     agreements = tuple(
         _agreement(rows[i], rows[j], scores[i], scores[j], decided, target)
         for i in range(len(rows))
