@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import soxr
 from bundles import write_scene
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from edge_sed.backends import OnnxBackend
 from edge_sed.config import StreamConfig
@@ -149,6 +150,32 @@ def test_multichannel_ogg_and_other_rates_are_converted(scene, backend, tmp_path
     found = _detect(resampled, backend)[0].finished()
     assert [e[0] for e in found] == [e[0] for e in reference]
     assert np.abs(np.array([e[1:] for e in found]) - np.array([e[1:] for e in reference])).max() <= 0.25
+
+
+def _blas_threads() -> set[int]:
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+def test_numpy_blas_runs_on_one_thread_during_a_run_and_is_restored_after(scene, backend) -> None:
+    """More threads wake on 1 s blocks and spin between hops (11-14 % of a core on 2 cores)."""
+    seen: list[set[int]] = []
+
+    class BlasRecordingBackend:  # the real backend, noting numpy's BLAS threads at each window
+        bundle = backend.bundle
+
+        def reset(self) -> None:
+            backend.reset()
+
+        def __call__(self, features: np.ndarray) -> np.ndarray:
+            seen.append(_blas_threads())
+            return backend(features)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        source = FileSource(scene, backend.bundle.frontend.sample_rate, block_frames=16000)
+        run([source], BlasRecordingBackend(), CollectingSinks(), _config(backend))
+        assert _blas_threads() == before == {2}
+    assert len(seen) == 1 + (SCENE_FRAMES - 101) // 25 and all(threads == {1} for threads in seen)
 
 
 def test_frame_window_is_the_last_frames_in_order() -> None:
