@@ -52,6 +52,8 @@ MIC_BUFFER_S = 4.0
 #: Small blocks cost wake-ups: with PortAudio's default block size and a consumer polling every
 #: 10 ms, listen took 5.5 % of a core, with 0.1 s blocks 2.1 % (PulseAudio).
 MIC_BLOCK_S = 0.1
+#: Seconds :meth:`MicSource.open` waits for the first block, beyond the block's own length.
+FIRST_BLOCK_TIMEOUT_S = 10.0
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
 PCM_SAMPLE_BYTES = 2
 
@@ -222,7 +224,12 @@ class MicSource:
         self.ring.write(indata)
 
     def open(self) -> None:
-        """Start the PortAudio input stream."""
+        """Start the PortAudio input stream; return once its first block is in.
+
+        PortAudio's start returns before the device delivers: through ALSA's pulse
+        plugin the first sound comes 1-1.8 s later, and sound made in between is
+        never delivered. So "listening" holds from when this returns.
+        """
         try:
             self._stream = self._sd.InputStream(
                 device=self.device["index"], samplerate=self.device_rate, channels=self.channels,
@@ -232,7 +239,17 @@ class MicSource:
             self._stream.start()
         except (self._sd.PortAudioError, ValueError) as exc:
             raise AudioInputError(f"cannot open input device {self.name} at {self.device_rate} Hz: {exc}") from None
+        self._wait_for_first_block()
         log.info("listening on %s at %d Hz, %d channel(s)", self.name, self.device_rate, self.channels)
+
+    def _wait_for_first_block(self) -> None:
+        deadline = time.monotonic() + FIRST_BLOCK_TIMEOUT_S + self.block_frames / self.device_rate
+        while not self.ring.available:
+            if time.monotonic() > deadline or not self._stream.active:
+                self.close()
+                raise AudioInputError(f"input device {self.name} delivered no audio within "
+                                      f"{FIRST_BLOCK_TIMEOUT_S:g} s of starting; is another program holding it?")
+            time.sleep(0.01)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._stream is None:

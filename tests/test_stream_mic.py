@@ -147,7 +147,7 @@ def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bun
     heard = _complete(out)
     assert [e["label"] for e in heard] == [e["label"] for e in expected], (heard, stderr)
     shift = heard[0]["onset"] - expected[0]["onset"]
-    assert -STREAM.hop_s <= shift < 3.0  # playback starts after listen, seen on each run's own hop grid
+    assert -STREAM.hop_s <= shift < 3.0, (shift, heard, expected, stderr)  # playback starts after listen, seen on each run's own hop grid
     for got, want in zip(heard, expected):
         assert abs(got["onset"] - want["onset"] - shift) <= SHIFT_TOLERANCE_S
         assert abs(got["offset"] - want["offset"] - shift) <= SHIFT_TOLERANCE_S, (heard, expected, stderr)
@@ -163,6 +163,21 @@ def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path)
     events = [json.loads(line) for line in lines]  # every line complete JSON
     assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
     assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
+
+
+def test_open_returns_once_the_device_delivers(pulse) -> None:
+    code = (
+        "import time\nfrom edge_sed.sources import MicSource\n"
+        "mic = MicSource(16000, 'pulse', block_s=0.25)\nmic.open()\nopened, waiting = time.monotonic(), mic.ring.available\n"
+        "delivered = 0\nfor block in mic:\n    delivered += block.size\n    if delivered >= 3 * 16000:\n        break\n"
+        "print(waiting, delivered / 16000, time.monotonic() - opened)\nmic.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    waiting, delivered_s, elapsed_s = map(float, out.stdout.split())
+    # audio is flowing when open() returns (PortAudio's start returns 1-1.8 s before it does), and from then
+    # on it keeps pace with the clock: the first block was already in, nothing was lost while starting
+    assert waiting >= 0.25 * 16000 and elapsed_s <= delivered_s - 0.25 + 0.3, out.stdout
 
 
 def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
