@@ -39,6 +39,8 @@ __all__ = [
     "input_settings",
     "import_sounddevice",
     "BLOCK_FRAMES",
+    "MAX_BLOCK_S",
+    "wake_block_s",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ MIC_BUFFER_S = 4.0
 MIC_BLOCK_S = 0.1
 #: Seconds :meth:`MicSource.open` waits for the first block, beyond the block's own length.
 FIRST_BLOCK_TIMEOUT_S = 10.0
+#: Longest block ``listen --block`` takes per wake-up: half of what the microphone's ring holds.
+MAX_BLOCK_S = MIC_BUFFER_S / 2
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
 PCM_SAMPLE_BYTES = 2
 
@@ -71,6 +75,22 @@ class Source(Protocol):
     def __iter__(self) -> Iterator[np.ndarray]: ...
 
     def close(self) -> None: ...
+
+
+def wake_block_s(hop_s: float, block_s: float | None = None) -> float:
+    """Seconds of audio a paced source delivers per wake-up: *block_s*, else the hop.
+
+    Larger blocks wake the process less often (less CPU and power where waking
+    up costs: ~0.8 % of a core at 1 s blocks against ~1.5 % at 0.25 s here, a
+    250 ms hop either way) and report events up to ``block_s - hop_s`` later;
+    event times are unchanged. A block is at least the hop (smaller ones only
+    add wake-ups) and at most :data:`MAX_BLOCK_S`.
+    """
+    if block_s is None:
+        return hop_s
+    if not hop_s - 1e-9 <= block_s <= MAX_BLOCK_S:
+        raise ConfigError(f"--block must be between the hop ({hop_s:g} s) and {MAX_BLOCK_S:g} s, got {block_s:g}")
+    return block_s
 
 
 class _Conditioner:
@@ -304,18 +324,22 @@ class FileSource:
         Pace the blocks at the file's real duration (as a microphone would).
     block_frames : int
         Frames read per block, at the file's own rate.
+    block_s : float or None
+        Seconds per block instead of *block_frames* (as a microphone's blocks, see
+        :func:`wake_block_s`).
     """
 
     live = False
 
-    def __init__(self, path: str | Path, sample_rate: int, *, realtime: bool = False, block_frames: int = BLOCK_FRAMES) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, *, realtime: bool = False, block_frames: int = BLOCK_FRAMES,
+                 block_s: float | None = None) -> None:
         self.path = Path(path)
         self._handle = _open_sound_file(self.path)
         self.name = self.file = str(self.path)
         self.sample_rate = sample_rate
         self.file_rate = self._handle.samplerate
         self.paced = realtime
-        self.block_frames = block_frames
+        self.block_frames = block_frames if block_s is None else max(1, round(block_s * self.file_rate))
         self.counters: Counter[str] = Counter()
         self._conditioner = _Conditioner(self.name, self.file_rate, sample_rate, live=False, counters=self.counters)
 

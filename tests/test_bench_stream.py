@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from edge_sed.bench.inputs import shared_data_dir
 from edge_sed.bench.results import read_results
-from edge_sed.bench.stream import StreamBenchConfig, read_onsets, run_stream_benchmark
+from edge_sed.bench.stream import StreamBenchConfig, _latencies, read_onsets, run_stream_benchmark
 from edge_sed.cli import app
 
 
@@ -19,26 +19,37 @@ def test_stream_benchmark_rows_goal_and_file(tmp_path, test_bundle):
 
     scene = write_scene(tmp_path / "scene.wav", [("dog", 1.0, 1.5)], 4.0)
     config = StreamBenchConfig(model=str(test_bundle), latency_recording=str(scene), placements=(("dog", 1.0, 1.5),),
-                               hops_s=(0.25,), long_s=5.0, paced_s=1.0, startup_s=0.5,
+                               hops_s=(0.25,), blocks_s=(0.5,), long_s=5.0, paced_s=1.0, startup_s=0.5,
                                results_dir=str(tmp_path / "results"))
     result = run_stream_benchmark(config)
 
-    fast, paced, view, latency = result.rows
-    assert [row["mode"] for row in result.rows] == ["fast", "paced", "view", "latency"]
+    fast, paced, view, latency, *in_blocks = result.rows
+    assert [(row["mode"], row["block_s"]) for row in result.rows] == [
+        ("fast", 0.25), ("paced", 0.25), ("view", 0.25), ("latency", 0.25),  # one hop per wake-up, as listen
+        ("paced", 0.5), ("view", 0.5), ("latency", 0.5)]
     assert all("error" not in row and row["hop_s"] == 0.25 for row in result.rows)
     assert fast["audio_s"] == pytest.approx(5.0, abs=0.01)
     assert paced["audio_s"] == pytest.approx(1.0, abs=0.01) and view["audio_s"] == pytest.approx(1.0, abs=0.01)
     for row in result.rows:  # the whole run, and the running share after the first half second of audio
         assert row["cpu_s"] > 0 and row["core_share_whole"] == pytest.approx(row["cpu_s"] / row["audio_s"])
-        assert 0.5 <= row["startup_s"] < 0.5 + 4096 / 16000 and 0 < row["startup_cpu_s"] < row["cpu_s"]
+        assert 0.5 <= row["startup_s"] < 0.5 + row["block_s"] and 0 < row["startup_cpu_s"] < row["cpu_s"]
         running = (row["cpu_s"] - row["startup_cpu_s"]) / (row["audio_s"] - row["startup_s"])
         assert row["core_share"] == pytest.approx(running)
     assert all(0 < row["rss_before_run_mib"] <= row["peak_rss_mib"] for row in result.rows)
-    assert latency["detected"] == "1/1" and latency["median_latency_s"] > 0
-    (goal,) = result.goals
+    assert latency["detected"] == in_blocks[2]["detected"] == "1/1" and latency["median_latency_s"] > 0
+    goal, goal_in_blocks = result.goals
     assert goal.measured == view["core_share"] and goal.target == 0.01  # listen as a user sees it: with its view
-    assert "terminal view drawn" in goal.goal
-    assert read_results(result.path)["goals"] == [goal.to_dict()]
+    assert "terminal view drawn, one hop per wake-up" in goal.goal
+    assert goal_in_blocks.measured == in_blocks[1]["core_share"] and "(--block 0.5)" in goal_in_blocks.goal
+    assert read_results(result.path)["goals"] == [goal.to_dict(), goal_in_blocks.to_dict()]
+
+
+def test_onset_latency_counts_from_the_onset_sample_s_arrival():
+    fed = [(4000, 10.0), (8000, 10.25)]  # (samples fed so far, wall time): a block released as its last sample arrives
+    onsets = [("dog", 0.375, 10.9), ("dog", 9.0, 11.0)]  # (label, onset s, wall time); the second is too far off
+    (dog, rain) = _latencies(fed, onsets, 16000, [("dog", 0.3, 1.0), ("rain", 0.1, 1.0)])
+    assert dog["detected"] and dog["latency_s"] == pytest.approx(10.9 - (10.25 - 3200 / 16000))
+    assert not rain["detected"]
 
 
 def test_read_onsets_from_a_dcase_tsv(tmp_path):

@@ -132,6 +132,19 @@ def test_bad_options_get_one_line(test_bundle, args, message) -> None:
     assert _error(result).startswith(message)
 
 
+@pytest.mark.parametrize("block", ["0.1", "2.5"])
+def test_listen_block_out_of_range_is_one_line(test_bundle, block) -> None:
+    result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", block)
+    assert result.exit_code == 1
+    assert _error(result) == f"error: --block must be between the hop (0.25 s) and 2 s, got {block}"
+
+
+def test_listen_demo_in_one_second_blocks(test_bundle) -> None:
+    result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", "1", "--duration", "2", "--sink", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert "done: 2.0 s of audio; 5 windows" in result.stderr  # a window at 1 s, then every 0.25 s
+
+
 def test_missing_default_model_and_demo(monkeypatch, scene) -> None:
     monkeypatch.setattr(stream_cli, "_DEFAULT_MODEL", "absent.onnx")
     monkeypatch.setattr(stream_cli, "_DEMO_RECORDING", "absent.flac")

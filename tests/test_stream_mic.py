@@ -135,6 +135,7 @@ def test_listen_stops_after_duration(pulse, test_bundle, tmp_path) -> None:
 @pytest.mark.parametrize("options, opened", [
     ((), "at 16000 Hz (model 16000 Hz)"),  # the device takes the model's rate: nothing to resample here
     (("--device-rate", "44100"), "at 44100 Hz (model 16000 Hz)"),  # its own rate, resampled with soxr
+    (("--block", "1"), "at 16000 Hz (model 16000 Hz)"),  # four hops per wake-up: the same events
 ])
 def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bundle, tmp_path, options, opened) -> None:
     detected = _edge_sed("detect", str(scene), "--model", str(test_bundle)).communicate(timeout=60)[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Iterator, Sequence
+from typing import Annotated, Iterator, Optional, Sequence
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -115,13 +115,15 @@ def stream(
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
     device: Annotated[str, typer.Option("--device", help="Also run listen live on this input device (index or name) for --paced-s; play sound into it. The goal is then judged on it.")] = "",
     startup_s: Annotated[float, typer.Option("--startup-s", help="Seconds of audio at the start of each run counted as start-up, not running cost.")] = STARTUP_S,
+    block: Annotated[Optional[list[float]], typer.Option("--block", help="Also measure the paced, view, latency and live runs with this many seconds of audio per wake-up (listen --block; repeatable).")] = None,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
 ) -> None:
     from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark
 
     config = StreamBenchConfig(
         model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
-        long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, results_dir=str(results),
+        long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, blocks_s=tuple(block or ()),
+        results_dir=str(results),
     )
     with _progress_bar() as progress:
         result = run_stream_benchmark(config, progress=progress)

@@ -18,7 +18,9 @@ from edge_sed.cli._app import command, console, err_console
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve
 from edge_sed.errors import AudioInputError, ConfigError, ModelError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
-from edge_sed.sources import FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices
+from edge_sed.sources import (
+    MAX_BLOCK_S, FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices, wake_block_s,
+)
 
 __all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", "default_model_path"]
 
@@ -42,6 +44,9 @@ BridgeSourceOpt = Annotated[Optional[str], typer.Option(
 DeviceRateOpt = Annotated[Optional[int], typer.Option(
     "--device-rate", help="Open the input at this rate (default: the model's where the device takes it, else its own).")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
+BlockOpt = Annotated[Optional[float], typer.Option("--block", help=(
+    f"Seconds of audio taken per wake-up, from the hop up to {MAX_BLOCK_S:g} (default: the hop). Larger blocks "
+    "cost less CPU and power and report events up to block - hop later; event times are unchanged."))]
 
 
 def _asset(name: str) -> Path:
@@ -134,19 +139,21 @@ def listen(
     demo: DemoOpt = False,
     config: ConfigOpt = None,
     source_url: BridgeSourceOpt = None,
+    block: BlockOpt = None,
 ) -> None:
     """Microphone (or the demo recording, paced in real time) -> events."""
     backend = load_backend(model or default_model_path())
     settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold, duration_s=duration)
+    block_s = wake_block_s(settings.stream.hop_s, block)
     rate = backend.bundle.frontend.sample_rate
     if demo:
-        source: Source = FileSource(_demo_path(), rate, realtime=True)
+        source: Source = FileSource(_demo_path(), rate, realtime=True, block_s=block_s)
     elif source_url:
         from firmware_bridge.source import BridgeSource
 
         source = BridgeSource(source_url, rate)
     else:
-        mic = MicSource(rate, device, device_rate=device_rate, block_s=settings.stream.hop_s)
+        mic = MicSource(rate, device, device_rate=device_rate, block_s=block_s)
         mic.open()
         source = mic
         err_console.print(f"listening on {mic.name} at {mic.device_rate} Hz (model {rate} Hz); Ctrl-C to stop",
