@@ -285,7 +285,7 @@ class StreamBenchConfig:
     ``device``: an input device to also measure ``listen`` on, live (none: no such run).
     ``startup_s``: audio seconds at the start of each run not counted in the running share.
     ``blocks_s``: longer blocks per wake-up to measure too (``listen --block``), at each hop
-    they are not shorter than.
+    they are longer than.
     """
 
     model: str = ""
@@ -335,7 +335,7 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
     tick = progress or (lambda done, total, what: None)
     modes = (*MODES, MIC_MODE) if config.device else MODES
     plan = [(mode, hop, None) for hop in config.hops_s for mode in modes]
-    plan += [(mode, hop, block) for hop in config.hops_s for block in config.blocks_s if block >= hop
+    plan += [(mode, hop, block) for hop in config.hops_s for block in config.blocks_s if block > hop + 1e-9
              for mode in modes if mode in BLOCK_MODES]
     runs = []
     with tempfile.TemporaryDirectory(prefix="edge-sed-bench-") as tmp:
