@@ -139,6 +139,13 @@ def test_listen_block_out_of_range_is_one_line(test_bundle, block) -> None:
     assert _error(result) == f"error: --block must be between the hop (0.25 s) and 2 s, got {block}"
 
 
+def test_listen_block_with_a_microcontroller_source_is_one_line(test_bundle) -> None:
+    result = _invoke("listen", "--source", "tcp://127.0.0.1:9", "--model", str(test_bundle), "--block", "1")
+    assert result.exit_code == 1
+    assert _error(result) == ("error: --block applies to a microphone or --demo; "
+                              "--source takes frames as the microcontroller sends them")
+
+
 def test_listen_demo_in_one_second_blocks(test_bundle) -> None:
     result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", "1", "--duration", "2", "--sink", "jsonl")
     assert result.exit_code == 0, result.output

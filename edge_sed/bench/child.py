@@ -22,11 +22,12 @@ __all__ = ["CHILD_TIMEOUT_S", "run_child", "child_main"]
 CHILD_TIMEOUT_S = 900
 
 
-def run_child(module: str, spec: Mapping[str, Any], *, threads: int = 1, timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
-    """Run ``python -m module '<spec>'`` with *threads* BLAS/OpenMP threads; its JSON row,
-    or ``{"error": ...}`` (the child's last stderr line)."""
+def run_child(module: str, spec: Mapping[str, Any], *, threads: int | None = 1,
+              timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
+    """Run ``python -m module '<spec>'`` with *threads* BLAS/OpenMP threads (None: as this
+    process's environment has them); its JSON row, or ``{"error": ...}`` (the child's last stderr line)."""
     env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") if threads is not None else ():
         env[name] = str(threads)
     command = [sys.executable, "-m", module, json.dumps(dict(spec))]
     try:

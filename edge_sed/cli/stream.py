@@ -45,7 +45,7 @@ DeviceRateOpt = Annotated[Optional[int], typer.Option(
     "--device-rate", help="Open the input at this rate (default: the model's where the device takes it, else its own).")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
 BlockOpt = Annotated[Optional[float], typer.Option("--block", help=(
-    f"Seconds of audio taken per wake-up, from the hop up to {MAX_BLOCK_S:g} (default: the hop). Larger blocks "
+    f"Seconds of audio taken per wake-up from the microphone or --demo, from the hop up to {MAX_BLOCK_S:g} (default: the hop). Larger blocks "
     "cost less CPU and power and report events up to block - hop later; event times are unchanged."))]
 
 
@@ -145,6 +145,8 @@ def listen(
     backend = load_backend(model or default_model_path())
     settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold, duration_s=duration)
     block_s = wake_block_s(settings.stream.hop_s, block)
+    if block is not None and source_url:
+        raise ConfigError("--block applies to a microphone or --demo; --source takes frames as the microcontroller sends them")
     rate = backend.bundle.frontend.sample_rate
     if demo:
         source: Source = FileSource(_demo_path(), rate, realtime=True, block_s=block_s)
