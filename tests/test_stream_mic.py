@@ -166,6 +166,13 @@ def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path)
     assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
 
 
+def _python_prints(code: str) -> list[str]:
+    """Run *code* in a fresh Python (its own PortAudio start-up); the words it printed."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_open_returns_once_the_device_delivers(pulse) -> None:
     code = (
         "import time\nfrom edge_sed.sources import MicSource\n"
@@ -173,12 +180,11 @@ def test_open_returns_once_the_device_delivers(pulse) -> None:
         "delivered = 0\nfor block in mic:\n    delivered += block.size\n    if delivered >= 3 * 16000:\n        break\n"
         "print(waiting, delivered / 16000, time.monotonic() - opened)\nmic.close()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    waiting, delivered_s, elapsed_s = map(float, out.stdout.split())
+    printed = _python_prints(code)
+    waiting, delivered_s, elapsed_s = map(float, printed)
     # audio is flowing when open() returns (PortAudio's start returns 1-1.8 s before it does), and from then
     # on it keeps pace with the clock: the first block was already in, nothing was lost while starting
-    assert waiting >= 0.25 * 16000 and elapsed_s <= delivered_s - 0.25 + 0.3, out.stdout
+    assert waiting >= 0.25 * 16000 and elapsed_s <= delivered_s - 0.25 + 0.3, printed
 
 
 def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
@@ -190,9 +196,7 @@ def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
         "block = next(iter(mic))\nmic.close()\n"
         "print(mic.counters['overruns'], mic.ring.dropped, block.size)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    overruns, dropped, block = map(int, out.stdout.split())
+    overruns, dropped, block = map(int, _python_prints(code))
     # 44.1 kHz into a 50 ms ring (2205 frames) nobody reads: what does not fit is dropped and counted
     assert overruns >= 2 and dropped > 4 * 2205
     assert 0 < block <= round(0.05 * 16000) + 16  # what the ring held, resampled to 16 kHz

@@ -272,7 +272,7 @@ def _run_child(model: Path, recording: Path | str, mode: str, hop: float, block:
     spec = {"model": str(model), "recording": str(recording), "mode": mode, "hop_s": hop, "block_s": block,
             "seconds": seconds, "startup_s": startup_s, "placements": [list(p) for p in placements]}
     row = run_child("edge_sed.bench.stream", spec, threads=None)  # listen's threads, as a user runs it
-    return {"mode": mode, "hop_s": hop, "block_s": block or hop, **row} if "error" in row else row
+    return {"mode": mode, "hop_s": hop, "block_s": wake_block_s(hop, block), **row} if "error" in row else row
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +335,7 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
     tick = progress or (lambda done, total, what: None)
     modes = (*MODES, MIC_MODE) if config.device else MODES
     plan = [(mode, hop, None) for hop in config.hops_s for mode in modes]
-    plan += [(mode, hop, block) for hop in config.hops_s for block in config.blocks_s if block > hop + 1e-9
+    plan += [(mode, hop, block) for hop in config.hops_s for block in _longer_blocks(config.blocks_s, hop)
              for mode in modes if mode in BLOCK_MODES]
     runs = []
     with tempfile.TemporaryDirectory(prefix="edge-sed-bench-") as tmp:
@@ -351,12 +351,16 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
                 seconds = None if mode == "fast" else config.paced_s
                 runs.append(_run_child(Path(model), long, mode, hop, block, seconds, config.startup_s))
     tick(len(plan), len(plan), "done")
-    blocks = dict.fromkeys((GOAL_HOP_S, *(block for block in config.blocks_s if block > GOAL_HOP_S + 1e-9)))
-    goals = [_listen_goal(runs, config, block) for block in blocks]
+    goals = [_listen_goal(runs, config, block) for block in (GOAL_HOP_S, *_longer_blocks(config.blocks_s, GOAL_HOP_S))]
     settings = {**dataclasses.asdict(config), "model": model, "latency_recording": recording,
                 "placements": [list(p) for p in placements], "modes": list(modes)}
     path = write_results("stream", runs, settings=settings, goals=goals, results_dir=config.results_dir)
     return BenchResult(path, runs, goals)
+
+
+def _longer_blocks(blocks_s: Sequence[float], hop_s: float) -> list[float]:
+    """The distinct *blocks_s* longer than *hop_s*: a block of one hop is the default run."""
+    return [block for block in dict.fromkeys(blocks_s) if block > hop_s + 1e-9]
 
 
 def _listen_goal(runs: Sequence[dict[str, Any]], config: StreamBenchConfig, block_s: float) -> Goal:
