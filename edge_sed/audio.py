@@ -3,7 +3,12 @@ at the model's rate, and refuses what cannot be used with one clear line."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,7 @@ import soxr
 
 from edge_sed.errors import AudioInputError
 
-__all__ = ["read_audio", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
+__all__ = ["read_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +27,46 @@ CLIP_LEVEL = 0.999
 INT16_FULL_SCALE = 32768.0
 #: soxr quality of every resampling in edge-sed (files here, streams in the sources), so all paths agree.
 RESAMPLE_QUALITY = "HQ"
+
+
+@dataclass(slots=True)
+class _ClippingTally:
+    pid: int = field(default_factory=os.getpid)  # a forked worker (DataLoader) warns for itself
+    files: set[str] = field(default_factory=set)
+    clipped: dict[str, int] = field(default_factory=dict)  # path -> clipped samples
+
+
+_tally: contextvars.ContextVar[_ClippingTally | None] = contextvars.ContextVar("clipping_tally", default=None)
+
+
+def _active_tally() -> _ClippingTally | None:
+    tally = _tally.get()
+    return tally if tally is not None and tally.pid == os.getpid() else None
+
+
+@contextlib.contextmanager
+def clipping_summary(what: str = "audio files") -> Iterator[None]:
+    """Inside the block, :func:`read_audio` counts clipped files instead of warning for each;
+    one warning at the end says how many of *what* were clipped (the worst one named).
+
+    For loops over many files (calibration, evaluation, soundscape synthesis), where one
+    line per clipped file would bury everything else. Nested blocks report once, in the outermost.
+    """
+    if _active_tally() is not None:
+        yield
+        return
+    tally = _ClippingTally()
+    token = _tally.set(tally)
+    try:
+        yield
+    finally:
+        _tally.reset(token)
+        if tally.clipped:
+            worst = max(tally.clipped, key=tally.clipped.__getitem__)
+            log.warning(
+                "%d of %d %s have clipped samples (|x| >= %.3f; most: %s, %d samples); detection may suffer",
+                len(tally.clipped), len(tally.files), what, CLIP_LEVEL, worst, tally.clipped[worst],
+            )
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -54,7 +99,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         The rate of ``samples`` (the file's own when *sample_rate* is None).
 
     Raises :class:`AudioInputError` for missing, unreadable, corrupt, empty or
-    non-finite audio. Clipping is logged, not refused.
+    non-finite audio. Clipping is logged, not refused (summed up under :func:`clipping_summary`).
     """
     path = Path(path)
     if not path.is_file():
@@ -69,7 +114,12 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
     check_finite(data, str(path))
     clipped = int(np.count_nonzero(np.abs(data) >= CLIP_LEVEL))
-    if clipped:
+    tally = _active_tally()
+    if tally is not None:
+        tally.files.add(str(path))
+        if clipped:
+            tally.clipped[str(path)] = clipped
+    elif clipped:
         log.warning("%s: %d clipped samples (|x| >= %.3f); detection may suffer", path, clipped, CLIP_LEVEL)
     samples = to_mono(data)
     if sample_rate is not None and rate != sample_rate:

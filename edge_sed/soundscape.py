@@ -29,7 +29,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 import soundfile as sf
 
-from edge_sed.audio import read_audio
+from edge_sed.audio import clipping_summary, read_audio
 from edge_sed.errors import AudioInputError, ConfigError
 
 __all__ = [
@@ -491,6 +491,7 @@ def synthesize(
     return compose(arrangement, background, config, background_offset_s=background_offset_s)
 
 
+@clipping_summary("source recordings")
 def synthesize_set(
     catalog: Catalog,
     split: str,
