@@ -262,6 +262,11 @@ def test_panns_layout_mobilenet_exports_strided_with_bn_folded(tmp_path: Path, r
     assert "max |onnx - torch|" in printed
     ops = [node.op_type for node in onnx.load(str(output)).graph.node]
     assert not {"BatchNormalization", "AveragePool", "Transpose"} & set(ops)  # every BN folded; no stride-1 conv + pool
+    graph = onnx.load(str(output)).graph
+    weights = {tensor.name: tensor.dims for tensor in graph.initializer}
+    dense_convs = [node for node in graph.node if node.op_type == "Conv" and not any(a.name == "group" and a.i > 1 for a in node.attribute)]
+    assert weights[dense_convs[0].input[1]][1:] == [4, 2, 2]  # the stem runs on the log-mel's 2x2 phases
+    assert all(weights[node.input[1]][1] > 1 for node in dense_convs)
     bundle = read_bundle(output)
     assert (bundle.architecture, bundle.labels[:2]) == ("mobilenet_v1", ("class 0", "class 1"))
     windows = clip_windows(_class_clip("rain"), bundle)

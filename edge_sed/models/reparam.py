@@ -23,6 +23,11 @@ Where it does not: PANNs' CNN14/10/6 pool after BN and ReLU
 (``avg_pool(relu(bn(conv(x))))``), which is not linear, so they have no strided
 twin. The stride-1 ``AvgPool2d(1)`` of the other blocks is the identity and
 becomes ``nn.Identity``.
+
+For int8 deployment a stride-2 conv on a single input channel (every
+MobileNet's stem on the log-mel) becomes a stride-1 conv on the input's four
+2x2 phases (:class:`SpaceToDepthConv`): int8 conv kernels want several input
+channels, and ONNX Runtime's took twice its fp32 time on the one-channel stem.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from edge_sed.models.blocks import STRIDED_KERNEL
 from edge_sed.models.registry import MODELS, build_model, get_spec
 from edge_sed.models.tagger import SoundTagger
 
-__all__ = ["strided_kernel", "strided_name", "to_strided", "bn0_affine", "fold_batchnorm"]
+__all__ = ["strided_kernel", "strided_name", "to_strided", "bn0_affine", "fold_batchnorm", "SpaceToDepthConv", "space_to_depth_stems"]
 
 _POOL = 2
 
@@ -156,3 +161,64 @@ def _conv_norm_pairs(parent: nn.Module) -> list[tuple[str, nn.Conv2d, nn.BatchNo
         for name, layer in children
         if name.startswith("conv") and isinstance(layer, nn.Conv2d) and isinstance(named.get(f"bn{name[4:]}"), nn.BatchNorm2d)
     ]
+
+
+class SpaceToDepthConv(nn.Module):
+    """A stride-2 conv on one input channel, computed exactly as a stride-1 conv on the
+    input's 2x2 phases (``pixel_unshuffle``): four channels and half the kernel size.
+
+    Along each axis ``y[i] = sum_a x[2i + a - p] w[a]``; with ``a = 2b + r`` this is
+    ``sum_b x_r[i + b] w[2b + r]``, where ``x_r[j] = x[2j + r - p]`` is phase ``r`` of the
+    input padded by ``p``. The padding at the end makes the phases just long enough;
+    it depends on the input's length, so the module is built for one *input_size*
+    (frames, mel bins), as exported graphs are.
+    """
+
+    def __init__(self, conv: nn.Conv2d, input_size: tuple[int, int]) -> None:
+        super().__init__()
+        if not (conv.in_channels == 1 and conv.groups == 1 and conv.stride == (_POOL, _POOL) and conv.dilation == (1, 1)
+                and all(k % _POOL == 0 for k in conv.kernel_size) and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)):
+            raise ModelError(f"{conv} is not a stride-2 conv with even kernels on one input channel")
+        self.input_size = tuple(input_size)
+        taps = tuple(k // _POOL for k in conv.kernel_size)
+        pads: list[int] = []  # F.pad order: last axis first, (start, end) each
+        for size, kernel, pad, tap in reversed(list(zip(self.input_size, conv.kernel_size, conv.padding, taps))):
+            out = (size + 2 * pad - kernel) // _POOL + 1
+            pads += [pad, _POOL * (out + tap - 1) - size - pad]
+        self.pads = tuple(pads)
+        self.conv = nn.Conv2d(_POOL**2, conv.out_channels, taps, bias=conv.bias is not None)
+        with torch.no_grad():
+            # (out, 1, 2b + r, 2c + s) -> (out, 2r + s, b, c), the channel order of pixel_unshuffle
+            weight = conv.weight.reshape(conv.out_channels, taps[0], _POOL, taps[1], _POOL)
+            self.conv.weight.copy_(weight.permute(0, 2, 4, 1, 3).reshape(self.conv.weight.shape))
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != self.input_size:
+            raise ModelError(f"this stem was built for inputs of {self.input_size}, got {tuple(x.shape[-2:])}")
+        x = nn.functional.pad(x, self.pads)
+        # pixel_unshuffle, as four strided slices: it exports as a 6-D transpose that took as long as the conv
+        return self.conv(torch.cat([x[:, :, row::_POOL, col::_POOL] for row in range(_POOL) for col in range(_POOL)], dim=1))
+
+
+def space_to_depth_stems(model: nn.Module, input_size: tuple[int, int]) -> nn.Module:
+    """*model* with each stride-2 conv on the one-channel log-mel, *input_size* (frames,
+    mel bins), as a :class:`SpaceToDepthConv`: the same outputs (to float rounding).
+
+    Returns a copy in eval mode, or *model* itself when it has no such conv (CNN14's
+    stem has stride 1). For export; :func:`fold_batchnorm` first, if at all.
+    """
+    import copy
+
+    def stems(net: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+        return [(name, conv) for name, conv in net.named_modules()
+                if isinstance(conv, nn.Conv2d) and conv.in_channels == 1 and conv.stride == (_POOL, _POOL)]
+
+    if not stems(model):
+        return model
+    model = copy.deepcopy(model).eval()
+    for name, conv in stems(model):
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, SpaceToDepthConv(conv, input_size))
+    return model
