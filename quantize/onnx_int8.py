@@ -62,10 +62,10 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
     windows : ndarray, shape (n, ...) float32: calibration inputs as the graph
         takes them (see :func:`quantize.clips.calibration_windows`)
     keep_float : torch module paths (``features.0``) whose nodes stay in float.
-        ONNX Runtime's int8 convs are slower than its fp32 ones where a conv
-        sees one input channel per group at high resolution: keeping a
-        MobileNet's stem and first block (``features.0``, ``features.1``) in
-        float made the shipped model faster and closer to fp32 (README).
+        Keeping a MobileNet's stem and first block (``features.0``,
+        ``features.1``) in float made the shipped model faster, when its stem
+        still took the one-channel log-mel; exports with the stem on the
+        log-mel's phases run fastest all in int8 (README).
 
     Returns the int8 bundle written into *output*.
     """
