@@ -96,5 +96,7 @@ def test_space_to_depth_stems_keep_the_model_outputs(data_dir: Path, randomise_b
     with torch.device("meta"):
         cnn = build_model("cnn6")
     assert space_to_depth_stems(cnn, (201, 64)) is cnn  # stride-1 stem: nothing to do, no copy
+    odd = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1))
+    assert space_to_depth_stems(odd, (201, 64)) is odd  # an odd kernel has no 2x2-phase form; left alone
     with pytest.raises(ModelError, match="not a stride-2 conv with even kernels on one input channel"):
         SpaceToDepthConv(nn.Conv2d(1, 8, 3, stride=2, padding=1), (201, 64))

@@ -174,10 +174,16 @@ class SpaceToDepthConv(nn.Module):
     (frames, mel bins), as exported graphs are.
     """
 
+    @staticmethod
+    def applies(conv: nn.Module) -> bool:
+        """Whether *conv* is a stride-2 conv with even kernels on one input channel (zero padding)."""
+        return (isinstance(conv, nn.Conv2d) and conv.in_channels == 1 and conv.groups == 1 and conv.stride == (_POOL, _POOL)
+                and conv.dilation == (1, 1) and all(k % _POOL == 0 for k in conv.kernel_size)
+                and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple))
+
     def __init__(self, conv: nn.Conv2d, input_size: tuple[int, int]) -> None:
         super().__init__()
-        if not (conv.in_channels == 1 and conv.groups == 1 and conv.stride == (_POOL, _POOL) and conv.dilation == (1, 1)
-                and all(k % _POOL == 0 for k in conv.kernel_size) and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)):
+        if not self.applies(conv):
             raise ModelError(f"{conv} is not a stride-2 conv with even kernels on one input channel")
         self.input_size = tuple(input_size)
         taps = tuple(k // _POOL for k in conv.kernel_size)
@@ -207,13 +213,12 @@ def space_to_depth_stems(model: nn.Module, input_size: tuple[int, int]) -> nn.Mo
     mel bins), as a :class:`SpaceToDepthConv`: the same outputs (to float rounding).
 
     Returns a copy in eval mode, or *model* itself when it has no such conv (CNN14's
-    stem has stride 1). For export; :func:`fold_batchnorm` first, if at all.
+    stem has stride 1; odd kernels stay as they are). For export; :func:`fold_batchnorm` first, if at all.
     """
     import copy
 
-    def stems(net: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-        return [(name, conv) for name, conv in net.named_modules()
-                if isinstance(conv, nn.Conv2d) and conv.in_channels == 1 and conv.stride == (_POOL, _POOL)]
+    def stems(net: nn.Module) -> list[tuple[str, nn.Module]]:
+        return [(name, conv) for name, conv in net.named_modules() if SpaceToDepthConv.applies(conv)]
 
     if not stems(model):
         return model
