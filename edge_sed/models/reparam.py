@@ -217,13 +217,11 @@ def space_to_depth_stems(model: nn.Module, input_size: tuple[int, int]) -> nn.Mo
     """
     import copy
 
-    def stems(net: nn.Module) -> list[tuple[str, nn.Module]]:
-        return [(name, conv) for name, conv in net.named_modules() if SpaceToDepthConv.applies(conv)]
-
-    if not stems(model):
+    names = [name for name, conv in model.named_modules() if SpaceToDepthConv.applies(conv)]
+    if not names:
         return model
     model = copy.deepcopy(model).eval()
-    for name, conv in stems(model):
+    for name in names:
         parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent), child, SpaceToDepthConv(conv, input_size))
+        setattr(model.get_submodule(parent), child, SpaceToDepthConv(model.get_submodule(name), input_size))
     return model
