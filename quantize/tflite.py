@@ -104,12 +104,20 @@ def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:
 
 
 def litert_quantizer(*, qat: bool = False) -> Any:
-    """litert-torch's symmetric int8 quantizer (per-channel weights), residual adds included.
+    """litert-torch's symmetric int8 quantizer (per-channel weights), with two of its gaps closed.
 
-    Its add annotator finds adds by source partition, which ``torch.export``
-    no longer records for a Python ``x + y``, so MobileNetV2's residual adds
-    stayed in float (DEQUANTIZE, ADD, QUANTIZE in the ``.tflite``); here every
-    add of two activations left unannotated is quantized. With *qat*, fake
+    - conv + ReLU6 is one pattern, quantized at the ReLU6 output, as conv +
+      ReLU is. litert-torch lets ReLU6 (``hardtanh``) share its conv's
+      quantization, so MobileNetV2's activations were quantized over the
+      conv's whole pre-activation range (-7.5 to 13.5 for one depthwise conv
+      of the shipped model) and the fused RELU6 kept under a third of the
+      int8 steps; ONNX Runtime quantizes the clipped output (0 to 6).
+    - Residual adds are quantized. Its add annotator finds adds by source
+      partition, which ``torch.export`` no longer records for a Python
+      ``x + y``, so MobileNetV2's residual adds stayed in float (DEQUANTIZE,
+      ADD, QUANTIZE in the ``.tflite``).
+
+    With *qat*, fake
     quantization for fine-tuning; its conv+BatchNorm patterns are left out,
     since :func:`quantize.qat.finetune_qat` folds every BatchNorm first (and
     litert-torch's annotator for them fails on torchao 0.18).
@@ -120,11 +128,37 @@ def litert_quantizer(*, qat: bool = False) -> Any:
         STATIC_QAT_ONLY_OPS: list[str] = []
 
         def annotate(self, model: Any) -> Any:
+            _annotate_conv_relu6(model, self.global_config)
             model = super().annotate(model)
             _annotate_activation_adds(model, self.global_config.input_activation)
             return model
 
     return _Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+
+
+def _annotate_conv_relu6(model: Any, config: Any) -> None:
+    """Annotate every conv whose only user is a ReLU6 as one partition: conv inputs, ReLU6 output.
+
+    Runs before litert-torch's own annotators, which then pass these convs by.
+    """
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    convs = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default)
+    for node in model.graph.nodes:
+        if node.target not in (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default):
+            continue
+        conv = node.args[0]
+        if tuple(node.args[1:3]) != (0.0, 6.0) or not isinstance(conv, torch.fx.Node) or conv.target not in convs:
+            continue
+        if len(conv.users) != 1 or "quantization_annotation" in conv.meta:
+            continue
+        activation, weight, bias = (list(conv.args) + [None])[:3]
+        inputs = {activation: config.input_activation, weight: config.weight}
+        if isinstance(bias, torch.fx.Node):
+            inputs[bias] = config.bias
+        conv.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map=inputs, _annotated=True)
+        node.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=config.output_activation, _annotated=True)
 
 
 def _annotate_activation_adds(model: Any, spec: Any) -> None:

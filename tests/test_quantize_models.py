@@ -241,6 +241,14 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     assert interpreter.get_output_details()[0]["dtype"] == np.float32  # int8 up to the logits, then a float sigmoid
     floats = [t["name"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32]
     assert len(floats) == 2, floats  # the dequantized logits and the scores: the residual adds run in int8 too
+    # MobileNetV2's depthwise convs and its one-channel stem (depthwise in TFLite) end in ReLU6:
+    # their int8 outputs span 0..6, not the convs' pre-activation range
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    depthwise = [op for op in interpreter._get_ops_details() if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    assert len(depthwise) == 18
+    for op in depthwise:
+        scale, zero_point = tensors[op["outputs"][0]]["quantization"]
+        assert zero_point == -128 and 5.0 < 255 * scale <= 6.0 + scale, (scale, zero_point)
     known = [Clip(_class_clip(label), label) for label in CLASSES]
     report = compare_models([int8, tflite], known, latency_runs=5)
     assert report.models[1].runtime == "TFLite"
