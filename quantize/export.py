@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_OPSET",
     "VERIFY_AUDIO",
     "EXPORT_TOLERANCE",
+    "FRONTEND_MODULE",
     "FRONTEND_SCOPE",
     "ExportResult",
     "checkpoint_bundle",
@@ -47,8 +48,10 @@ DEFAULT_OPSET = 17
 VERIFY_AUDIO = Path(__file__).parent / "assets" / "verify_robin.flac"
 #: Largest |onnx - torch| score difference an fp32 export may show.
 EXPORT_TOLERANCE = 1e-4
-#: Name scope of the front-end nodes in a waveform-input graph (excluded from int8).
-FRONTEND_SCOPE = "/frontend/"
+#: The scores module's front end (the mel normalisation, after the log-mel for waveform input):
+#: it stays in float in every int8 model. FRONTEND_SCOPE is its nodes' name scope in ONNX.
+FRONTEND_MODULE = "frontend"
+FRONTEND_SCOPE = f"/{FRONTEND_MODULE}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,7 @@ def scores_module(model: Any, input_kind: str, output: str = "clipwise_output") 
 
     ``bn0`` becomes a per-mel affine map (:func:`edge_sed.models.reparam.bn0_affine`),
     so the graph has no BatchNorm and no transposes before the first conv. It
-    runs under the name scope :data:`FRONTEND_SCOPE`, with the log-mel front end
+    runs as the submodule :data:`FRONTEND_MODULE`, with the log-mel front end
     for ``input_kind="waveform"``, so quantization leaves it in float.
     """
     import torch
