@@ -105,7 +105,7 @@ def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:
 
 
 def litert_quantizer(*, qat: bool = False) -> Any:
-    """litert-torch's symmetric int8 quantizer (per-channel weights), with three of its gaps closed.
+    """litert-torch's symmetric int8 quantizer (per-channel weights), with three changes.
 
     - conv + ReLU6 is one pattern, quantized at the ReLU6 output, as conv +
       ReLU is. litert-torch lets ReLU6 (``hardtanh``) share its conv's
@@ -122,10 +122,9 @@ def litert_quantizer(*, qat: bool = False) -> Any:
       it quantized the raw log-mel and ran as an int8 MUL and ADD that cost
       a sixth of the model's time (0.12 of 0.72 ms per 1 s window).
 
-    With *qat*, fake
-    quantization for fine-tuning; its conv+BatchNorm patterns are left out,
-    since :func:`quantize.qat.finetune_qat` folds every BatchNorm first (and
-    litert-torch's annotator for them fails on torchao 0.18).
+    With *qat*, fake quantization for fine-tuning; its conv+BatchNorm patterns
+    are left out, since :func:`quantize.qat.finetune_qat` folds every BatchNorm
+    first (and litert-torch's annotator for them fails on torchao 0.18).
     """
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 
@@ -167,18 +166,6 @@ def _annotate_conv_relu6(model: Any, config: Any) -> None:
         node.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=config.output_activation, _annotated=True)
 
 
-def _leave_in_float(model: Any, module: str) -> None:
-    """Drop the annotations of the nodes of *module* (a submodule path): they run in float.
-
-    litert-torch takes no ``None`` config per module, so they are annotated
-    first; the nodes after them still quantize their inputs at the boundary.
-    """
-    for node in model.graph.nodes:
-        paths = [path for path, _ in node.meta.get("nn_module_stack", {}).values()]
-        if any(path == module or path.startswith(module + ".") for path in paths):
-            node.meta.pop("quantization_annotation", None)
-
-
 def _annotate_activation_adds(model: Any, spec: Any) -> None:
     """Quantize inputs and output of every still unannotated add of two activations in *model*'s graph."""
     import torch
@@ -192,6 +179,18 @@ def _annotate_activation_adds(model: Any, spec: Any) -> None:
             node.meta["quantization_annotation"] = QuantizationAnnotation(
                 input_qspec_map=dict.fromkeys(inputs, spec), output_qspec=spec, _annotated=True
             )
+
+
+def _leave_in_float(model: Any, module: str) -> None:
+    """Drop the annotations of the nodes of *module* (a submodule path): they run in float.
+
+    litert-torch takes no ``None`` config per module, so they are annotated
+    first; the nodes after them still quantize their inputs at the boundary.
+    """
+    for node in model.graph.nodes:
+        paths = [path for path, _ in node.meta.get("nn_module_stack", {}).values()]
+        if any(path == module or path.startswith(module + ".") for path in paths):
+            node.meta.pop("quantization_annotation", None)
 
 
 def _with_sigmoid(logits: Any) -> Any:
