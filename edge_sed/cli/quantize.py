@@ -79,7 +79,7 @@ def quantize(
     output: OutputOpt,
     calibration: Annotated[Path, typer.Option("--calibration", help="Folder or CSV (filename column) of real audio.")],
     max_windows: Annotated[int, typer.Option("--max-windows", help="Calibration windows to draw.")] = CALIBRATION_WINDOWS,
-    tflite: Annotated[bool, typer.Option("--tflite", help="Also write <output stem>.tflite (int8 up to the logits; needs --checkpoint).")] = False,
+    tflite: Annotated[bool, typer.Option("--tflite", help="Also write <output stem>.tflite (int8 from the stem to the logits; needs --checkpoint).")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="The checkpoint the model was exported from.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Measure fp32 vs int8 side by side.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON (implies --report).")] = False,
