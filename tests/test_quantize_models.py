@@ -16,7 +16,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from edge_sed.backends import OnnxBackend, load_backend
+from edge_sed.backends import load_backend
 from edge_sed.bundle import read_bundle
 from edge_sed.cli import app
 from edge_sed.config import FrontendConfig, StreamConfig
@@ -84,6 +84,12 @@ def _invoke(*args: str) -> str:
     return result.output
 
 
+def _window_scores(model: Path, windows: np.ndarray) -> np.ndarray:
+    """Scores of each window, from one backend opened on *model*."""
+    backend = load_backend(model)
+    return np.stack([backend(window) for window in windows])
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("quantize")
@@ -138,8 +144,8 @@ def test_int8_scores_close_to_fp32_on_real_clips(models: dict[str, Path]) -> Non
     assert agreement.top1_agreement >= 10 / 11
     assert agreement.decided_clips >= 4 and agreement.top1_agreement_decided == 1.0  # near-ties aside, int8 agrees
     siren = clip_windows(_class_clip("siren"), read_bundle(models["fp32"]))
-    torch_scores = np.stack([load_backend(models["checkpoint"])(window) for window in siren])
-    onnx_scores = np.stack([OnnxBackend(models["fp32"])(window) for window in siren])
+    torch_scores = _window_scores(models["checkpoint"], siren)
+    onnx_scores = _window_scores(models["fp32"], siren)
     np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-4)
     assert CLASSES[int(np.argmax(onnx_scores.mean(axis=0)))] == "siren"
 
@@ -181,8 +187,8 @@ def test_in_graph_frontend_stays_float(models: dict[str, Path]) -> None:
     assert {node.input[0] for node in frontend if node.op_type == "QuantizeLinear"} == {compute[-1].output[0]}
     windows = clip_windows(_class_clip("dog"), read_bundle(fp32))
     assert windows.shape == (17, 16000)
-    fp32_scores = np.stack([OnnxBackend(fp32)(window) for window in windows]).mean(axis=0)
-    int8_scores = np.stack([OnnxBackend(int8)(window) for window in windows]).mean(axis=0)
+    fp32_scores = _window_scores(fp32, windows).mean(axis=0)
+    int8_scores = _window_scores(int8, windows).mean(axis=0)
     assert np.abs(int8_scores - fp32_scores).max() < 0.1
     assert CLASSES[int(np.argmax(fp32_scores))] == CLASSES[int(np.argmax(int8_scores))] == "dog"
 
@@ -202,8 +208,8 @@ def test_kept_modules_stay_float_in_the_int8_graph(models: dict[str, Path]) -> N
     assert not any(set(node.input) & dequantized for node in kept)
     assert all(set(node.input) & dequantized for node in convs if node not in kept)
     windows = clip_windows(_class_clip("dog"), read_bundle(int8))
-    fp32_scores = np.stack([OnnxBackend(models["fp32"])(window) for window in windows]).mean(axis=0)
-    int8_scores = np.stack([OnnxBackend(int8)(window) for window in windows]).mean(axis=0)
+    fp32_scores = _window_scores(models["fp32"], windows).mean(axis=0)
+    int8_scores = _window_scores(int8, windows).mean(axis=0)
     assert np.abs(int8_scores - fp32_scores).max() < 0.1
 
 
@@ -269,9 +275,9 @@ def test_panns_layout_mobilenet_exports_strided_with_bn_folded(tmp_path: Path, r
     output = tmp_path / "panns.onnx"
     printed = _invoke("export", str(checkpoint), "-o", str(output), "--model", "mobilenet_v1")
     assert "max |onnx - torch|" in printed
-    ops = [node.op_type for node in onnx.load(str(output)).graph.node]
-    assert not {"BatchNormalization", "AveragePool", "Transpose"} & set(ops)  # every BN folded; no stride-1 conv + pool
     graph = onnx.load(str(output)).graph
+    ops = [node.op_type for node in graph.node]
+    assert not {"BatchNormalization", "AveragePool", "Transpose"} & set(ops)  # every BN folded; no stride-1 conv + pool
     weights = {tensor.name: tensor.dims for tensor in graph.initializer}
     dense_convs = [node for node in graph.node if node.op_type == "Conv" and not any(a.name == "group" and a.i > 1 for a in node.attribute)]
     assert weights[dense_convs[0].input[1]][1:] == [4, 2, 2]  # the stem runs on the log-mel's 2x2 phases
@@ -281,7 +287,7 @@ def test_panns_layout_mobilenet_exports_strided_with_bn_folded(tmp_path: Path, r
     windows = clip_windows(_class_clip("rain"), bundle)
     with torch.no_grad():
         expected = model.forward_logmel(torch.from_numpy(windows))["clipwise_output"].numpy()
-    got = np.stack([OnnxBackend(output)(window) for window in windows])
+    got = _window_scores(output, windows)
     assert np.ptp(expected) > 0.01  # scores that vary, so the comparison means something
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
