@@ -18,6 +18,8 @@ import soundfile as sf
 DATA = Path(__file__).parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: The shared folders ``bench stream`` makes its long recording of.
+STREAM_BENCH_DATA = ("esc50-subset/audio", "backgrounds/audio")
 
 
 def need_program(*names: str) -> None:
@@ -28,6 +30,19 @@ def need_program(*names: str) -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+def need_shared_data(*folders: str) -> None:
+    """Skip unless the shared data (``EDGE_SED_DATA``, else ``../shared/data``) holds every folder in *folders*.
+
+    CI has it beside the clone; a clone on its own does not, and these tests then skip.
+    """
+    from edge_sed.bench.inputs import shared_data_dir
+
+    root = shared_data_dir()
+    missing = [folder for folder in folders if not (root / folder).is_dir()]
+    if missing:
+        pytest.skip(f"needs the shared data at {root} (EDGE_SED_DATA): {', '.join(missing)}")
 
 
 @pytest.fixture(scope="session")

@@ -78,17 +78,18 @@ def test_costs_and_scores_of_a_checkpoint_in_two_precisions(tmp_path, fixture_cs
     assert (tmp_path / "results" / "macs_map.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-def test_each_checkpoint_is_scored_on_the_fold_its_training_held_out():
+def test_each_checkpoint_is_scored_on_the_fold_its_training_held_out(fixture_csv):
     from edge_sed.bench.macs_map import _held_out_fold
 
+    data = str(fixture_csv)  # a labelled clip list, not an AudioSet segment list; no shared data needed
     trained_on_1_to_4 = {"train_config": {"data": {"kind": "esc50", "val_fold": 5}}}
     trained_on_2_to_5 = {"train_config": {"data": {"kind": "esc50", "val_fold": 1}}}
     other_table = {"train_config": {"data": {"kind": "csv", "val_fold": 4}}}  # its folds are not ESC-50's
-    assert _held_out_fold(MacsMapConfig(), trained_on_2_to_5) == 1
-    assert _held_out_fold(MacsMapConfig(), trained_on_1_to_4) == 5
-    assert _held_out_fold(MacsMapConfig(), other_table) == 5
-    assert _held_out_fold(MacsMapConfig(), {}) == 5  # e.g. an official PANNs checkpoint
-    assert _held_out_fold(MacsMapConfig(fold=3), trained_on_2_to_5) == 3  # --fold wins
+    assert _held_out_fold(MacsMapConfig(data=data), trained_on_2_to_5) == 1
+    assert _held_out_fold(MacsMapConfig(data=data), trained_on_1_to_4) == 5
+    assert _held_out_fold(MacsMapConfig(data=data), other_table) == 5
+    assert _held_out_fold(MacsMapConfig(data=data), {}) == 5  # e.g. an official PANNs checkpoint
+    assert _held_out_fold(MacsMapConfig(data=data, fold=3), trained_on_2_to_5) == 3  # --fold wins
 
 
 def test_an_audioset_segment_list_is_scored_whole_whatever_the_held_out_fold(tmp_path, data_dir):

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import pytest
 from typer.testing import CliRunner
+from conftest import STREAM_BENCH_DATA, need_shared_data
 
-from edge_sed.bench.inputs import shared_data_dir
 from edge_sed.bench.results import read_results
 from edge_sed.bench.stream import StreamBenchConfig, _latencies, read_onsets, run_stream_benchmark
 from edge_sed.cli import app
 
 
 def test_stream_benchmark_rows_goal_and_file(tmp_path, test_bundle):
-    if not (shared_data_dir() / "esc50-subset" / "audio").is_dir():
-        pytest.skip(f"needs the shared data at {shared_data_dir()} (EDGE_SED_DATA)")
+    need_shared_data(*STREAM_BENCH_DATA)
     from bundles import write_scene
 
     scene = write_scene(tmp_path / "scene.wav", [("dog", 1.0, 1.5)], 4.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from bundles import STREAM, write_scene
-from conftest import need_program
+from conftest import STREAM_BENCH_DATA, need_program, need_shared_data
 
 PLACEMENTS = [("siren", 1.0, 3.0), ("crying_baby", 5.5, 3.0)]
 SCENE_S = 9.5
@@ -204,6 +204,8 @@ def test_a_consumer_that_falls_behind_counts_overruns(pulse) -> None:
 
 def test_bench_stream_measures_listen_on_a_real_device(pulse, scene, test_bundle, tmp_path) -> None:
     from edge_sed.bench.stream import MIC_MODE, StreamBenchConfig, run_stream_benchmark
+
+    need_shared_data(*STREAM_BENCH_DATA)
 
     player = subprocess.Popen(["paplay", f"--latency-msec={_PLAYBACK_LATENCY_MS}", str(scene)])
     try:
