@@ -297,9 +297,14 @@ def encode(message: Message, seq: int = 0) -> bytes:
 
 
 class FrameEncoder:
-    """Encodes messages with consecutive sequence numbers (0, 1, ..., 65535, 0, ...)."""
+    """Encodes messages with consecutive sequence numbers (0, 1, ..., 65535, 0, ...).
+
+    Raises :class:`~edge_sed.errors.MissingDependencyError` when made without
+    the ``[serial]`` extra (COBS), not at the first frame.
+    """
 
     def __init__(self) -> None:
+        _cobs()
         self.seq = 0
 
     def encode(self, message: Message) -> bytes:

@@ -68,9 +68,9 @@ class BridgeSink:
         target = parse_url(url, error=SinkError)
         self.url = url
         self.send_scores = target.option("scores", "1") not in ("0", "false", "no")
+        self._encoder = FrameEncoder()  # before the link: a missing [serial] extra fails here, with nothing open
         self._transport = transport if transport is not None else open_transport(target, error=SinkError)
         self._class_ids = {label: index for index, label in enumerate(labels or ())}
-        self._encoder = FrameEncoder()
         self._opened = time.monotonic()
         self._next_heartbeat_s = 0.0
         self.sent = 0

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_sed.errors import MissingDependencyError
+from edge_sed.sinks import open_sinks
 from firmware_bridge.protocol import (
     MAX_ENCODED,
     MAX_PAYLOAD,
@@ -88,10 +89,11 @@ def test_payload_over_the_maximum_is_refused_when_encoding():
         encode(ScoresMessage(0, bytes(MAX_PAYLOAD)))
 
 
-def test_missing_cobs_names_the_extra():
+@pytest.mark.parametrize("make", [FrameDecoder, FrameEncoder, lambda: open_sinks(["udp://127.0.0.1:9"], labels=("dog",))])
+def test_missing_cobs_names_the_extra_before_any_frame(make):
     with mock.patch.dict(sys.modules, {"cobs": None, "cobs.cobs": None}):
         with pytest.raises(MissingDependencyError, match=r"\[serial\] extra.*pip install 'edge-sed\[serial\]'"):
-            FrameDecoder()
+            make()
 
 
 # ---- each error class, then the next frame decodes -------------------------
