@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from edge_sed.errors import ConfigError
 
@@ -23,12 +24,17 @@ __all__ = [
     "StreamConfig",
     "ClassRule",
     "TrackerConfig",
+    "MAX_RULE_S",
     "from_mapping",
+    "table",
     "load_toml",
     "resolve",
 ]
 
 T = TypeVar("T")
+
+#: The longest median filter, minimum duration or gap a :class:`ClassRule` takes, in seconds.
+MAX_RULE_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,8 @@ class FrontendConfig:
                 f"need 0 <= fmin < fmax <= sample_rate/2 = {self.sample_rate / 2:g}, "
                 f"got fmin={self.fmin!r}, fmax={self.fmax!r}"
             )
+        if not 0 < self.amin < 1:
+            raise ConfigError(f"amin must be between 0 and 1 (e.g. 1e-10), got {self.amin!r}")
 
     @property
     def n_freqs(self) -> int:
@@ -91,8 +99,8 @@ class StreamConfig:
     hop_s: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0:
-            raise ConfigError(f"window_s must be positive, got {self.window_s!r}")
+        if not 0 < self.window_s < math.inf:
+            raise ConfigError(f"window_s must be positive seconds, got {self.window_s!r}")
         if not 0.1 - 1e-9 <= self.hop_s <= self.window_s:
             raise ConfigError(
                 f"hop_s must be between 0.1 s and the window ({self.window_s:g} s), got {self.hop_s!r}"
@@ -116,8 +124,8 @@ class ClassRule:
                 f"got on={self.on_threshold!r}, off={self.off_threshold!r}"
             )
         for name in ("median_s", "min_duration_s", "max_gap_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            if not 0 <= getattr(self, name) <= MAX_RULE_S:
+                raise ConfigError(f"{name} must be between 0 and {MAX_RULE_S:g} s, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,28 +150,49 @@ class TrackerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackerConfig:
+        data = table(data, "tracker")
         default = from_mapping(ClassRule, data.get("default", {}), where="tracker.default")
         per_class = tuple(
-            (name, from_mapping(ClassRule, {**dataclasses.asdict(default), **rule}, where=f"tracker.per_class.{name}"))
-            for name, rule in dict(data.get("per_class", {})).items()
+            (name, from_mapping(ClassRule, {**dataclasses.asdict(default), **table(rule, f"tracker.per_class.{name}")},
+                                where=f"tracker.per_class.{name}"))
+            for name, rule in table(data.get("per_class", {}), "tracker.per_class").items()
         )
         return cls(default=default, per_class=per_class)
 
 
+def table(value: Any, where: str) -> Mapping[str, Any]:
+    """*value* if it is a table (a mapping), else :class:`ConfigError` naming section *where*."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{where}] must be a table of key = value settings, got {value!r}")
+    return value
+
+
+#: What a field of each annotated type takes (bool is an int to Python, but not a number here).
+_FIELD_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "float": ("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+}
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
-    """Build dataclass *cls* from *data*, refusing keys it has no field for."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = [key for key in data if key not in names]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        place = f" in [{where}]" if where else ""
-        raise ConfigError(f"unknown key {key!r}{place}{hint}; valid keys: {', '.join(names)}")
+    """Build dataclass *cls* from table *data*, refusing keys it has no field for
+    and values of the wrong type (each named with its section, *where*)."""
+    where = where or cls.__name__
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key, value in table(data, where).items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} in [{where}]{hint}; valid keys: {', '.join(fields)}")
+        kind, valid = _FIELD_CHECKS.get(fields[key], ("", lambda v: True))
+        if not valid(value):
+            raise ConfigError(f"{key} in [{where}] must be {kind}, got {value!r}")
     try:
         return cls(**data)
     except TypeError as exc:
-        raise ConfigError(f"invalid [{where or cls.__name__}]: {exc}") from None
+        raise ConfigError(f"invalid [{where}]: {exc}") from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -174,22 +203,29 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not text (TOML is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
 
 
-def resolve(base: T, *layers: Mapping[str, Any] | None) -> T:
+def resolve(base: T, *layers: Mapping[str, Any] | None, where: str = "") -> T:
     """Apply override *layers* to *base*, in order; later layers win.
 
     The precedence is stated here once: bundle metadata (``base``) < config
-    file < CLI flags. ``None`` values in a layer mean "not given".
+    file < CLI flags. ``None`` values in a layer mean "not given". *where*
+    names the layers' section in errors (default: the class name).
     """
     result = base
     for layer in layers:
         if not layer:
             continue
-        given = {key: value for key, value in layer.items() if value is not None}
+        given = {key: value for key, value in table(layer, where or type(base).__name__).items() if value is not None}
         if given:
             merged = {**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}, **given}  # type: ignore[arg-type]
-            result = from_mapping(type(result), merged, where=type(result).__name__)
+            result = from_mapping(type(result), merged, where=where)
     return result

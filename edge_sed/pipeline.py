@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class PipelineConfig:
     duration_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.duration_s is not None and self.duration_s <= 0:
+        if self.duration_s is not None and not 0 < self.duration_s < math.inf:
             raise ConfigError(f"--duration must be positive seconds, got {self.duration_s!r}")
 
 

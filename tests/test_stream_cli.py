@@ -123,7 +123,9 @@ def test_raw_pcm_with_a_stray_byte(test_bundle) -> None:
     (["x.wav", "--threshold", "dgo=0.5"], "error: --threshold 'dgo=0.5': unknown label 'dgo'; the model knows: church_bells, "),
     (["x.wav", "--threshold", "1.5"], "error: --threshold '1.5' must be between 0 and 1"),
     (["x.wav", "--threshold", "loud"], "error: --threshold 'loud' is not a number or LABEL=NUMBER"),
+    (["x.wav", "--threshold", "=0.5"], "error: --threshold '=0.5' has no label before '='; give LABEL=NUMBER"),
     (["x.wav", "--hop", "0.05"], "error: hop_s must be between 0.1 s and the window (1 s), got 0.05"),
+    (["-", "-", "--rate", "16000"], "error: '-' (raw PCM on stdin) is given more than once; stdin can be read only once"),
     ([], "error: no input: give audio FILEs, '-' for raw PCM on stdin, or --demo"),
 ])
 def test_bad_options_get_one_line(test_bundle, args, message) -> None:
@@ -137,6 +139,13 @@ def test_listen_block_out_of_range_is_one_line(test_bundle, block) -> None:
     result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", block)
     assert result.exit_code == 1
     assert _error(result) == f"error: --block must be between the hop (0.25 s) and 2 s, got {block}"
+
+
+@pytest.mark.parametrize("duration", ["0", "nan", "inf"])
+def test_listen_duration_must_be_positive_and_finite(test_bundle, duration) -> None:
+    result = _invoke("listen", "--demo", "--model", str(test_bundle), "--duration", duration)
+    assert result.exit_code == 1
+    assert _error(result) == f"error: --duration must be positive seconds, got {float(duration)!r}"
 
 
 def test_listen_block_with_a_microcontroller_source_is_one_line(test_bundle) -> None:
@@ -262,4 +271,34 @@ def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:
     assert _error(result) == f"error: unknown key 'defaults' in [tracker] of '{toml}'; valid: default, per_class"
     toml.write_text("[stream]\nhop = 0.5\n")
     assert _error(_invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))) == (
-        "error: unknown key 'hop' in [StreamConfig] (did you mean 'hop_s'?); valid keys: window_s, hop_s")
+        "error: unknown key 'hop' in [stream] (did you mean 'hop_s'?); valid keys: window_s, hop_s")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stream = 5", "[stream] must be a table of key = value settings, got 5"),
+    ("tracker = 5", "[tracker] must be a table of key = value settings, got 5"),
+    ("[tracker]\ndefault = 5", "[tracker.default] must be a table of key = value settings, got 5"),
+    ("[tracker.per_class]\ndog = 5", "[tracker.per_class.dog] must be a table of key = value settings, got 5"),
+    ("[stream]\nhop_s = true", "hop_s in [stream] must be a finite number, got True"),
+    ("[stream]\nhop_s = 'abc'", "hop_s in [stream] must be a finite number, got 'abc'"),
+    ("[tracker.default]\nmedian_s = nan", "median_s in [tracker.default] must be a finite number, got nan"),
+    ("[tracker.default]\nmedian_s = 1e9", "median_s must be between 0 and 600 s, got 1000000000.0"),
+    ("[tracker.per_class.dog]\non_threshold = 'high'", "on_threshold in [tracker.per_class.dog] must be a finite number"),
+    ("[tracker.per_class.dgo]\non_threshold = 0.5", "[tracker.per_class.dgo] in '{toml}': the model has no class 'dgo'; "
+                                                    "it knows: church_bells, "),
+])
+def test_config_file_values_of_the_wrong_kind_are_refused(tmp_path, test_bundle, text, message) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text(text + "\n")
+    result = _invoke("detect", "x.wav", "--config", str(toml), "--model", str(test_bundle))
+    assert result.exit_code == 1
+    assert _error(result).startswith("error: " + message.format(toml=toml))
+
+
+def test_a_config_file_that_is_no_toml_text_is_refused(tmp_path, test_bundle) -> None:
+    binary = tmp_path / "audio.toml"
+    binary.write_bytes(bytes(range(128, 256)))
+    for path, why in [(tmp_path, "is a directory; give a .toml file"), (binary, "is not text (TOML is UTF-8)")]:
+        result = _invoke("detect", "x.wav", "--config", str(path), "--model", str(test_bundle))
+        assert result.exit_code == 1
+        assert _error(result) == f"error: config file '{path}' {why}"

@@ -163,6 +163,10 @@ def test_unknown_config_key_is_one_cli_line(tiny_recipe: Path) -> None:
     tiny_recipe.write_text(broken.replace("epoch = 1", "epochs = 1"))
     result = CliRunner().invoke(app, ["train", "distill", str(tiny_recipe)])
     assert result.exit_code == 1 and "has no [distill] section" in result.output
+    with pytest.raises(ConfigError, match=r"^epochs in \[train\] must be an integer, got 'three'$"):
+        load_recipe(tiny_recipe, ["train.epochs=three"])
+    with pytest.raises(ConfigError, match=r"^\[augment\] must be a table of key = value settings, got 5$"):
+        load_recipe({"data": {"kind": "csv"}, "augment": 5})
 
 
 def _free_port() -> int:

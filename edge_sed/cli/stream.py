@@ -15,7 +15,7 @@ import typer
 from edge_sed.backends import Backend, load_backend
 from edge_sed.bundle import ModelBundle, read_bundle
 from edge_sed.cli._app import command, console, err_console
-from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve
+from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve, table
 from edge_sed.errors import AudioInputError, ConfigError, ModelError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
 from edge_sed.sources import (
@@ -70,11 +70,13 @@ def _demo_path() -> Path:
 
 def parse_threshold(text: str, labels: tuple[str, ...]) -> tuple[str | None, float]:
     """``"0.6"`` -> (None, 0.6) for every class; ``"dog=0.7"`` -> ("dog", 0.7)."""
-    label, _, value = text.rpartition("=")
+    label, equals, value = text.rpartition("=")
     try:
         threshold = float(value)
     except ValueError:
         raise ConfigError(f"--threshold {text!r} is not a number or LABEL=NUMBER") from None
+    if equals and not label:
+        raise ConfigError(f"--threshold {text!r} has no label before '='; give LABEL=NUMBER, or NUMBER for every class")
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold {text!r} must be between 0 and 1")
     if label and label not in labels:
@@ -83,7 +85,7 @@ def parse_threshold(text: str, labels: tuple[str, ...]) -> tuple[str | None, flo
 
 
 def _with_on_threshold(rule: ClassRule, threshold: float) -> ClassRule:
-    return resolve(rule, {"on_threshold": threshold, "off_threshold": min(rule.off_threshold, threshold)})
+    return resolve(rule, {"on_threshold": threshold, "off_threshold": min(rule.off_threshold, threshold)}, where="tracker")
 
 
 def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop_s: float | None = None,
@@ -93,17 +95,22 @@ def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop
     unknown = sorted(set(layer) - {"stream", "tracker"})
     if unknown:
         raise ConfigError(f"unknown section {unknown[0]!r} in {str(config_file)!r}; valid sections: stream, tracker")
-    stream = resolve(bundle.stream, layer.get("stream"), {"hop_s": hop_s})
+    stream = resolve(bundle.stream, layer.get("stream"), {"hop_s": hop_s}, where="stream")
     if stream.window_s != bundle.stream.window_s:
         raise ConfigError(f"window_s is fixed by the model ({bundle.stream.window_s:g} s); only hop_s can change")
     tracker = bundle.tracker
     if "tracker" in layer:
-        file_tracker = layer["tracker"]
+        file_tracker = table(layer["tracker"], "tracker")
         unknown = sorted(set(file_tracker) - {"default", "per_class"})
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r} in [tracker] of {str(config_file)!r}; valid: default, per_class")
-        merged = {"default": {**tracker.to_dict()["default"], **file_tracker.get("default", {})},
-                  "per_class": {**tracker.to_dict()["per_class"], **file_tracker.get("per_class", {})}}
+        file_classes = table(file_tracker.get("per_class", {}), "tracker.per_class")
+        strangers = [label for label in file_classes if label not in bundle.labels]
+        if strangers:
+            raise ConfigError(f"[tracker.per_class.{strangers[0]}] in {str(config_file)!r}: the model has no class "
+                              f"{strangers[0]!r}; it knows: {', '.join(bundle.labels)}")
+        merged = {"default": {**tracker.to_dict()["default"], **table(file_tracker.get("default", {}), "tracker.default")},
+                  "per_class": {**tracker.to_dict()["per_class"], **file_classes}}
         tracker = TrackerConfig.from_dict(merged)
     for label, threshold in (parse_threshold(text, bundle.labels) for text in thresholds or ()):
         if label is None:
@@ -184,6 +191,8 @@ def detect(
     names = [*(files or []), *([str(_demo_path())] if demo else [])]
     if not names:
         raise ConfigError("no input: give audio FILEs, '-' for raw PCM on stdin, or --demo")
+    if names.count(_STDIN_NAME) > 1:
+        raise ConfigError("'-' (raw PCM on stdin) is given more than once; stdin can be read only once")
     backend = load_backend(model or default_model_path())
     settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold)
     model_rate = backend.bundle.frontend.sample_rate

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from edge_sed.audio import clipping_summary
-from edge_sed.config import FrontendConfig, from_mapping, load_toml
+from edge_sed.config import FrontendConfig, from_mapping, load_toml, table
 from edge_sed.errors import ConfigError, ModelError
 from edge_sed.train.augment import AugmentConfig, WaveformAugment, mixup, spec_augment
 from edge_sed.train.data import ClipDataset, ClipTable, DataConfig, collate_clips, read_dataset
@@ -169,7 +169,7 @@ def load_recipe(path: str | Path | Mapping[str, Any], overrides: Sequence[str] =
     Precedence: dataclass defaults < config file < overrides.
     """
     raw = load_toml(path) if isinstance(path, (str, Path)) else dict(path)
-    sections = {name: dict(values) for name, values in raw.items()}
+    sections = {name: dict(table(values, name)) for name, values in raw.items()}
     for override in overrides:
         key, sep, text = override.partition("=")
         section, dot, name = key.strip().partition(".")
