@@ -13,7 +13,8 @@ class Event:
     """One sound event, or the onset of one that is still going on.
 
     Times are seconds from the start of the stream; ``onset_wall`` and
-    ``offset_wall`` are ISO 8601 wall-clock stamps. ``offset`` is ``None`` for an
+    ``offset_wall`` are ISO 8601 wall-clock stamps, ``None`` for audio that is
+    not paced by a clock (a file read as fast as it goes). ``offset`` is ``None`` for an
     onset notification (emitted as soon as the onset is confirmed); the same
     event is emitted again, complete, when it ends.
     """
@@ -22,7 +23,7 @@ class Event:
     onset: float
     offset: float | None
     confidence: float
-    onset_wall: str = ""
+    onset_wall: str | None = None
     offset_wall: str | None = None
     file: str | None = None
 

@@ -49,7 +49,7 @@ def test_jsonl_file_holds_one_object_per_event(tmp_path: Path) -> None:
         '{"kind": "event", "label": "Dog", "onset": 1.25, "offset": 3.5, "confidence": 0.875, '
         '"onset_wall": "2026-11-23T12:00:01.250000+00:00", "offset_wall": "2026-11-23T12:00:03.500000+00:00"}\n'
         '{"kind": "event", "label": "Siren", "onset": 2.0, "offset": 6.125, "confidence": 0.5, '
-        '"onset_wall": "", "offset_wall": null, "file": "street.flac"}\n'
+        '"onset_wall": null, "offset_wall": null, "file": "street.flac"}\n'
     )
 
 
