@@ -7,11 +7,14 @@ with ``repr`` and says what would work.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "EdgeSedError",
     "AudioInputError",
     "ModelError",
     "SinkError",
+    "AllSinksFailed",
     "ConfigError",
     "MissingDependencyError",
 ]
@@ -33,6 +36,20 @@ class ModelError(EdgeSedError):
 
 class SinkError(EdgeSedError):
     """A sink that cannot be opened (a sink that dies mid-run is counted, not raised)."""
+
+
+class AllSinksFailed(SinkError):
+    """Every sink failed to take an event: what is detected from then on could go nowhere, so the run stops."""
+
+    def __init__(self, errors: Mapping[str, Exception]) -> None:
+        self.errors = dict(errors)
+        causes = "; ".join(f"{name} ({type(exc).__name__}: {exc})" for name, exc in self.errors.items())
+        super().__init__(f"every sink failed, so detection stopped: {causes}")
+
+    @property
+    def reader_gone(self) -> bool:
+        """Every sink failed because the reader of its pipe went away (``edge-sed detect ... | head``)."""
+        return all(isinstance(exc, BrokenPipeError) for exc in self.errors.values())
 
 
 class ConfigError(EdgeSedError):

@@ -16,7 +16,8 @@ More schemes plug in with :func:`register_sink_scheme` (``serial://`` from
 ``firmware_bridge``). :func:`open_sinks` opens a :class:`SinkSet`, which fans
 every event and status out to all sinks and isolates their failures: a sink
 that raises is counted in :attr:`SinkSet.failures`, logged once, and stops
-neither detection nor the other sinks.
+neither detection nor the other sinks, until an event reaches none of them
+(:class:`~edge_sed.errors.AllSinksFailed`). At most one sink writes to stdout.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Protocol, Sequence
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from edge_sed.errors import SinkError, require
+from edge_sed.errors import AllSinksFailed, SinkError, require
 from edge_sed.events import Event, StreamStatus
 
 __all__ = [
@@ -81,23 +82,31 @@ class Sink(Protocol):
 SinkFactory = Callable[..., Sink]
 
 
+def _never(target: str | None) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class SinkScheme:
-    """A registered kind of sink: how to open it, and the spec forms it accepts (for error messages)."""
+    """A registered kind of sink: how to open it, the spec forms it accepts (for error
+    messages), and whether a spec's target means stdout."""
 
     factory: SinkFactory
     forms: tuple[str, ...]
+    writes_stdout: Callable[[str | None], bool] = _never
 
 
 SINK_SCHEMES: dict[str, SinkScheme] = {}
 
 
-def register_sink_scheme(name: str, factory: SinkFactory, *forms: str) -> None:
+def register_sink_scheme(name: str, factory: SinkFactory, *forms: str,
+                         writes_stdout: Callable[[str | None], bool] = _never) -> None:
     """Make ``name`` or ``name:...`` specs open sinks through *factory*.
 
-    *forms* are the spec shapes shown when a spec is wrong, e.g. ``"serial:PORT?baud=115200"``.
+    *forms* are the spec shapes shown when a spec is wrong, e.g. ``"serial:PORT?baud=115200"``;
+    *writes_stdout* tells from a spec's target whether the sink writes to stdout.
     """
-    SINK_SCHEMES[name] = SinkScheme(factory, forms or (name,))
+    SINK_SCHEMES[name] = SinkScheme(factory, forms or (name,), writes_stdout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,29 +144,33 @@ def parse_sink_spec(text: str) -> SinkSpec:
 
 class SinkSet:
     """Several sinks as one: every call reaches every sink, and a failing sink is
-    counted (:attr:`failures`, by spec) and logged once instead of raising."""
+    counted (:attr:`failures`, by spec) and logged once instead of raising,
+    until an event reaches none of them (:attr:`stopped`)."""
 
     def __init__(self, sinks: Sequence[tuple[str, Sink]]) -> None:
         self.sinks = list(sinks)
         self.failures: dict[str, int] = {name: 0 for name, _ in self.sinks}
+        self.stopped = False
+        self._warned: set[str] = set()
 
     def emit(self, event: Event) -> None:
-        """Hand *event* to every sink."""
-        for name, sink in self.sinks:
-            self._call(name, sink.emit, event)
+        """Hand *event* to every sink; :class:`~edge_sed.errors.AllSinksFailed`, once, if none took it."""
+        failed = self._each("emit", event)
+        if self.sinks and len(failed) == len(self.sinks) and not self.stopped:
+            self.stopped = True
+            raise AllSinksFailed(failed)
+        self._warn(failed)
 
     def update(self, status: StreamStatus) -> None:
         """Hand a status snapshot to every sink (with a ``sink failures`` counter once one failed)."""
         failed = sum(self.failures.values())
         if failed:
             status = dataclasses.replace(status, counters={**status.counters, "sink failures": failed})
-        for name, sink in self.sinks:
-            self._call(name, sink.update, status)
+        self._warn(self._each("update", status))
 
     def close(self) -> None:
         """Close every sink, whatever the others do."""
-        for name, sink in self.sinks:
-            self._call(name, sink.close)
+        self._warn(self._each("close"))
 
     def __enter__(self) -> SinkSet:
         return self
@@ -165,12 +178,22 @@ class SinkSet:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, name: str, method: Callable[..., None], *args: Any) -> None:
-        try:
-            method(*args)
-        except Exception as exc:  # a dead sink must stop neither detection nor the other sinks
-            self.failures[name] += 1
-            if self.failures[name] == 1:
+    def _each(self, method: str, *args: Any) -> dict[str, Exception]:
+        """Call *method* of every sink; the errors of those that failed, by name (each one counted)."""
+        failed: dict[str, Exception] = {}
+        for name, sink in self.sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception as exc:  # a dead sink must stop neither detection nor the other sinks
+                self.failures[name] += 1
+                failed[name] = exc
+        return failed
+
+    def _warn(self, failed: dict[str, Exception]) -> None:
+        """Log each sink's first failure (none once the set has stopped: its error says why)."""
+        for name, exc in failed.items():
+            if name not in self._warned and not self.stopped:
+                self._warned.add(name)
                 logger.warning("sink %r failed (%s: %s); detection goes on and its failures are counted",
                                name, type(exc).__name__, exc)
 
@@ -188,6 +211,10 @@ def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None 
         The input's name, for the ``filename`` column of TSV rows of events without one.
     """
     parsed = [parse_sink_spec(spec) for spec in specs]
+    on_stdout = [spec.text for spec in parsed if SINK_SCHEMES[spec.scheme].writes_stdout(spec.target)]
+    if len(on_stdout) > 1:
+        raise SinkError(f"sinks {on_stdout[0]!r} and {on_stdout[1]!r} would both write to stdout; "
+                        "send one to a file (jsonl:PATH, tsv:PATH, or detect's -o FILE)")
     opened: list[tuple[str, Sink]] = []
     try:
         for spec in parsed:
@@ -203,9 +230,13 @@ def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None 
 # -- files and streams --------------------------------------------------------------------
 
 
+def _is_stdout(target: str | None) -> bool:
+    return target is None or target == STDOUT_TARGET
+
+
 def _open_text(target: str | None, scheme: str) -> tuple[IO[str], bool]:
     """The stream for ``scheme[:PATH]`` and whether the sink owns it (stdout it does not)."""
-    if target is None or target == STDOUT_TARGET:
+    if _is_stdout(target):
         return sys.stdout, False
     if not target:
         raise _bad_spec(f"{scheme}:", "empty path")
@@ -642,9 +673,9 @@ def _open_mqtt(target: str | None, *, labels: Sequence[str], file: str | None) -
     return MqttSink(parse_mqtt_url(f"mqtt:{target}"))
 
 
-register_sink_scheme("terminal", _open_terminal, "terminal")
-register_sink_scheme("jsonl", _open_jsonl, "jsonl", "jsonl:PATH")
-register_sink_scheme("tsv", _open_tsv, "tsv", "tsv:PATH")
+register_sink_scheme("terminal", _open_terminal, "terminal", writes_stdout=lambda target: True)
+register_sink_scheme("jsonl", _open_jsonl, "jsonl", "jsonl:PATH", writes_stdout=_is_stdout)
+register_sink_scheme("tsv", _open_tsv, "tsv", "tsv:PATH", writes_stdout=_is_stdout)
 register_sink_scheme("mqtt", _open_mqtt, "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID")
 
 # Bridge frames to microcontrollers: serial://, udp://, tcp:// (pyserial is imported when one opens).

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from edge_sed.errors import MissingDependencyError, SinkError
+from edge_sed.errors import AllSinksFailed, MissingDependencyError, SinkError
 from edge_sed.events import Event, StreamStatus
 from edge_sed.sinks import (
     SINK_SCHEMES,
@@ -100,11 +100,31 @@ def test_sink_set_reports_failures_in_the_status_counters() -> None:
         def close(self) -> None:
             pass
 
-    sinks = SinkSet([("recorder", Recorder())])
+    sinks = SinkSet([("recorder", Recorder()), ("jsonl", JsonlSink(io.StringIO()))])
     sinks.update(StreamStatus(0.5, LABELS, (0.1, 0.2), counters={"clipped": 1}))
     sinks.emit(DOG)
     sinks.update(StreamStatus(1.0, LABELS, (0.1, 0.2), counters={"clipped": 1}))
     assert [status.counters for status in seen] == [{"clipped": 1}, {"clipped": 1, "sink failures": 1}]
+
+
+def test_an_event_no_sink_takes_stops_the_set_once_and_quietly(caplog) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    sinks = SinkSet([("pipe", JsonlSink(os.fdopen(write_end, "w"), owns_stream=True))])
+    with caplog.at_level(logging.WARNING, logger="edge_sed.sinks"):
+        with pytest.raises(AllSinksFailed, match=r"^every sink failed, so detection stopped: pipe \(BrokenPipeError: ") as caught:
+            sinks.emit(DOG)
+        sinks.emit(DOG)  # the events closed after the stop: counted, not raised again
+        sinks.close()
+    assert caught.value.reader_gone and sinks.stopped and sinks.failures == {"pipe": 3}
+    assert caplog.records == []  # the error says it all
+
+
+def test_two_sinks_on_stdout_are_refused() -> None:
+    for specs in (["jsonl", "tsv"], ["terminal", "jsonl:-"]):
+        with pytest.raises(SinkError, match=rf"^sinks '{specs[0]}' and '{specs[1]}' would both write to stdout; send one to a file"):
+            open_sinks(specs, labels=LABELS)
+    open_sinks(["terminal", "jsonl:/dev/null", "tsv:/dev/null"], labels=LABELS).close()
 
 
 def test_a_registered_scheme_opens_through_open_sinks() -> None:

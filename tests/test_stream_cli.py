@@ -246,12 +246,33 @@ def test_threshold_parser_refuses_junk_with_a_config_error(text: str) -> None:
         assert label in (None, "dog") and 0.0 <= value <= 1.0
 
 
-def test_a_dead_sink_does_not_stop_detection(scene, tmp_path, test_bundle) -> None:
+def test_a_dead_sink_does_not_stop_detection_but_fails_the_run(scene, tmp_path, test_bundle) -> None:
     out = tmp_path / "events.jsonl"
     result = _invoke("detect", str(scene), "-o", str(out), "--sink", "jsonl:/dev/full", "--model", str(test_bundle))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert [e["label"] for e in _events(out.read_text()) if e["kind"] == "event"] == ["siren", "dog"]
-    assert "; jsonl:/dev/full failed 5x" in result.stderr  # 2 onsets, 2 events and the closing flush
+    done, error = result.stderr.strip().splitlines()[-2:]  # after the sink's logged warning
+    assert done.endswith("; jsonl:/dev/full failed 5x")  # 2 onsets, 2 events and the closing flush
+    assert error == ("error: not every event reached every sink: 'jsonl:/dev/full' failed 5x "
+                     "(its first error is logged above)")
+
+
+def test_when_no_sink_takes_events_detection_stops_in_one_line(scene, test_bundle) -> None:
+    result = _invoke("detect", str(scene), str(scene), "-o", "/dev/full", "--model", str(test_bundle))
+    assert result.exit_code == 1
+    assert _error(result) == ("error: every sink failed, so detection stopped: "
+                              "jsonl:/dev/full (OSError: [Errno 28] No space left on device)")
+
+
+def test_a_reader_that_goes_away_ends_detect_quietly(scene, test_bundle) -> None:
+    """``edge-sed detect ... | head -1``: exit 141 (as SIGPIPE would), nothing on stderr."""
+    args = [sys.executable, "-m", "edge_sed", "detect", *[str(scene)] * 40, "--model", str(test_bundle)]
+    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as detect:
+        first = json.loads(detect.stdout.readline())
+        detect.stdout.close()  # what head does after its one line
+        stderr = detect.stderr.read().decode()
+        assert detect.wait(timeout=120) == stream_cli.READER_GONE_EXIT, stderr
+    assert first["label"] == "siren" and stderr == ""
 
 
 def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -> None:

@@ -7,6 +7,8 @@ and call :func:`edge_sed.pipeline.run`; they differ only in their sources.
 from __future__ import annotations
 
 import importlib.resources
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +18,7 @@ from edge_sed.backends import Backend, load_backend
 from edge_sed.bundle import ModelBundle, read_bundle
 from edge_sed.cli._app import command, console, err_console
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve, table
-from edge_sed.errors import AudioInputError, ConfigError, ModelError
+from edge_sed.errors import AllSinksFailed, AudioInputError, ConfigError, ModelError, SinkError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
 from edge_sed.sources import (
     MAX_BLOCK_S, FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices, wake_block_s,
@@ -26,6 +28,8 @@ __all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", 
 
 #: Exit code after Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT = 130
+#: Exit code when every sink's reader went away (128 + SIGPIPE, as for a process SIGPIPE ends).
+READER_GONE_EXIT = 141
 _DEFAULT_MODEL = "default.onnx"
 _DEMO_RECORDING = "demo.flac"
 _STDIN_NAME = "-"
@@ -127,11 +131,28 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
     from edge_sed.sinks import open_sinks
 
     sinks = open_sinks(sink_specs, labels=backend.bundle.labels)
-    summary = run(sources, backend, sinks, config)
+    try:
+        summary = run(sources, backend, sinks, config)
+    except AllSinksFailed as exc:
+        if not exc.reader_gone:
+            raise
+        _silence_stdout()  # ``edge-sed detect ... | head``: the reader has what it wanted; end quietly
+        raise typer.Exit(code=READER_GONE_EXIT) from None
     err_console.print(f"done: {summary.describe()}", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=INTERRUPTED_EXIT)
+    failed = [f"{name!r} failed {count}x" for name, count in summary.sink_failures.items() if count]
+    if failed:
+        raise SinkError(f"not every event reached every sink: {', '.join(failed)} (its first error is logged above)")
     return summary
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test runner's capture)
+        pass
 
 
 @command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop).")
