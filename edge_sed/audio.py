@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge_sed.errors import AudioInputError
+from edge_sed.errors import AudioInputError, require_file
 
 __all__ = ["read_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
@@ -102,8 +102,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     non-finite audio. Clipping is logged, not refused (summed up under :func:`clipping_summary`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioInputError(f"audio file {str(path)!r} does not exist")
+    require_file(path, "audio file", AudioInputError)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

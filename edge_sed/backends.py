@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_sed.bundle import ModelBundle, bundle_from_onnx_session, open_onnx_session, read_bundle
-from edge_sed.errors import MissingDependencyError, ModelError, require
+from edge_sed.errors import MissingDependencyError, ModelError, require, require_file
 
 __all__ = [
     "Backend",
@@ -220,8 +220,7 @@ _BACKEND_CLASSES: dict[str, type] = {
 def load_backend(path: str | Path, *, threads: int = 1) -> Backend:
     """Open a model file with the backend its suffix names."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist")
+    require_file(path, "model file", ModelError)
     backend_class = _BACKEND_CLASSES.get(path.suffix)
     if backend_class is not None:
         return backend_class(path, threads=threads)

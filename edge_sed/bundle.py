@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge_sed.config import FrontendConfig, StreamConfig, TrackerConfig, from_mapping
-from edge_sed.errors import ConfigError, ModelError
+from edge_sed.errors import ConfigError, ModelError, require_file
 
 __all__ = [
     "BUNDLE_FORMAT_VERSION",
@@ -151,8 +151,7 @@ def sidecar_path(model_path: str | Path) -> Path:
 def read_bundle(path: str | Path) -> ModelBundle:
     """Read a model file's edge-sed metadata (ONNX metadata_props or sidecar JSON)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist")
+    require_file(path, "model file", ModelError)
     if path.suffix == ".onnx":
         return bundle_from_onnx_session(open_onnx_session(path), str(path))
     else:

@@ -8,6 +8,7 @@ with ``repr`` and says what would work.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 __all__ = [
     "EdgeSedError",
@@ -17,6 +18,8 @@ __all__ = [
     "AllSinksFailed",
     "ConfigError",
     "MissingDependencyError",
+    "require",
+    "require_file",
 ]
 
 
@@ -74,3 +77,11 @@ def require(module: str, *, what: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(what, extra, module) from exc
+
+
+def require_file(path: Path, what: str, error: type[EdgeSedError]) -> None:
+    """Raise *error* (``"<what> '<path>' does not exist"`` or ``"... is a directory"``) unless *path* can be a file."""
+    if path.is_dir():
+        raise error(f"{what} {str(path)!r} is a directory; give a file")
+    if not path.exists():
+        raise error(f"{what} {str(path)!r} does not exist")

@@ -27,7 +27,7 @@ import soundfile as sf
 import soxr
 
 from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, to_mono
-from edge_sed.errors import AudioInputError, ConfigError
+from edge_sed.errors import AudioInputError, ConfigError, require_file
 from edge_sed.ringbuffer import RingBuffer
 
 __all__ = [
@@ -304,8 +304,7 @@ class MicSource:
 
 
 def _open_sound_file(path: Path) -> sf.SoundFile:
-    if not path.exists():
-        raise AudioInputError(f"audio file {str(path)!r} does not exist")
+    require_file(path, "audio file", AudioInputError)
     try:
         handle = sf.SoundFile(str(path))
     except PermissionError:

@@ -92,7 +92,7 @@ def _write_empty(path: Path) -> Path:
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing.wav", "error: audio file '{path}' does not exist"),
-    (lambda p: p, "error: cannot read '{path}' as audio"),  # a directory
+    (lambda p: p, "error: audio file '{path}' is a directory; give a file"),
     (lambda p: _write_corrupt(p / "corrupt.wav"), "error: cannot read '{path}' as audio (Error opening"),
     (lambda p: _write_empty(p / "empty.wav"), "error: audio file '{path}' is empty (0 samples)"),
     (lambda p: _write_nonfinite(p / "nan.wav"), "error: '{path}' contains NaN/Inf samples; re-export it as finite PCM or float audio"),
@@ -132,6 +132,12 @@ def test_bad_options_get_one_line(test_bundle, args, message) -> None:
     result = _invoke("detect", *args, "--model", str(test_bundle))
     assert result.exit_code == 1
     assert _error(result).startswith(message)
+
+
+def test_a_directory_given_as_the_model_is_named_as_such(tmp_path) -> None:
+    result = _invoke("detect", "x.wav", "--model", str(tmp_path))
+    assert result.exit_code == 1
+    assert _error(result) == f"error: model file '{tmp_path}' is a directory; give a file"
 
 
 @pytest.mark.parametrize("block", ["0.1", "2.5"])

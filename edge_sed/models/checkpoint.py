@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from edge_sed.config import FrontendConfig, from_mapping
-from edge_sed.errors import ConfigError, ModelError
+from edge_sed.errors import ConfigError, ModelError, require_file
 from edge_sed.labels import audioset_labels
 from edge_sed.models.registry import AUDIOSET_CLASSES, MODELS, build_model, get_spec
 from edge_sed.models.tagger import SoundTagger
@@ -93,8 +93,7 @@ def save_checkpoint(path: str | Path, model: SoundTagger, *, labels: list[str], 
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelError(f"checkpoint {str(path)!r} does not exist")
+    require_file(path, "checkpoint", ModelError)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
