@@ -277,7 +277,8 @@ class JsonlSink(_LineSink):
 class TsvSink(_LineSink):
     """DCASE-style ``filename onset offset event_label`` rows, complete events only, after a header.
 
-    Rows of events without a ``file`` get *filename*.
+    ``filename`` is the base name of the event's ``file``, as in DCASE annotations
+    (JSON Lines keep the path as given); rows of events without one get *filename*.
     """
 
     def __init__(self, stream: IO[str], *, filename: str | None = None, owns_stream: bool = False) -> None:
@@ -287,7 +288,8 @@ class TsvSink(_LineSink):
 
     def emit(self, event: Event) -> None:
         if event.offset is not None:
-            self._write_line(f"{event.file or self.filename}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
+            filename = os.path.basename(event.file) if event.file else self.filename
+            self._write_line(f"{filename}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
 
 
 def _open_jsonl(target: str | None, *, labels: Sequence[str], file: str | None) -> JsonlSink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -57,7 +58,7 @@ def test_tsv_file_holds_complete_events_under_a_dcase_header(tmp_path: Path) -> 
     path = tmp_path / "events.tsv"
     with open_sinks([f"tsv:{path}"], labels=LABELS, file="mic.wav") as sinks:
         for event in EVENTS:
-            sinks.emit(event)
+            sinks.emit(dataclasses.replace(event, file=f"field/2026/{event.file}") if event.file else event)
     assert path.read_text() == (
         "filename\tonset\toffset\tevent_label\n"
         "mic.wav\t1.250\t3.500\tDog\n"
