@@ -39,7 +39,7 @@ HopOpt = Annotated[Optional[float], typer.Option("--hop", help="Seconds between 
 ThresholdOpt = Annotated[Optional[list[str]], typer.Option(
     "--threshold", help="Onset threshold: 0.6 for every class, or LABEL=0.6 for one (repeatable).")]
 SinkOpt = Annotated[Optional[list[str]], typer.Option(
-    "--sink", help="Where events go (repeatable): terminal, jsonl, jsonl:PATH, tsv:PATH, mqtt://host:port/topic.")]
+    "--sink", help="Where events go (repeatable; one on stdout at most): terminal, jsonl, jsonl:PATH, tsv, tsv:PATH, mqtt://host:port/topic, udp://host:port.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[stream] and \\[tracker] settings.")]
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Use the shipped demo recording instead of real input.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", "-d", help="Input device: index or name substring (see 'edge-sed devices').")]
