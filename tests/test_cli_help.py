@@ -30,3 +30,4 @@ def test_no_help_text_loses_words_to_rich_markup() -> None:
                 swallowed.append(f"{path} {name}: {text!r}")
     assert seen > 20  # the whole tree was walked
     assert not swallowed, "\n".join(swallowed)
+

@@ -104,6 +104,9 @@ def test_unknown_layout_names_the_closest_model(tmp_path: Path) -> None:
 def test_non_checkpoints_are_refused(tmp_path: Path, dog_clip: Path) -> None:
     with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint"):
         load_checkpoint(dog_clip)
+    (tmp_path / "notes.txt").write_text("hi\n")
+    with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint \(unpickling failed\)$"):
+        load_checkpoint(tmp_path / "notes.txt")
     torch.save({"model": {}, "extra": ClassRule()}, tmp_path / "pickled.pth")
     with pytest.raises(ModelError, match=r"holds a Python object \(edge_sed.config.ClassRule\) that weights_only loading refuses"):
         load_checkpoint(tmp_path / "pickled.pth")

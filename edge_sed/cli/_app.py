@@ -42,7 +42,8 @@ def _main(
 
 
 def handle_errors(fn: F) -> F:
-    """Turn :class:`EdgeSedError` into ``error: <message>`` and its exit code."""
+    """Turn :class:`EdgeSedError` into ``error: <message>`` and its exit code, and an
+    :class:`OSError` (a full disk, a missing or misplaced folder) into ``error: <reason>: '<path>'``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,6 +54,12 @@ def handle_errors(fn: F) -> F:
                 raise
             err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
+        except OSError as exc:  # what the file system refuses: a full disk, a file where a folder must be, ...
+            if _state["debug"]:
+                raise
+            where = f": {exc.filename!r}" if exc.filename else ""
+            err_console.print(f"error: {exc.strerror or exc}{where}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
             raise typer.Exit(code=130) from None

@@ -96,7 +96,7 @@ def _read(path: Path) -> dict[str, Any]:
     require_file(path, "checkpoint", ModelError)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except (pickle.UnpicklingError, KeyError) as exc:  # KeyError: a text file read as a legacy pickle
         refused = _REFUSED_GLOBAL.search(str(exc))
         if refused:
             raise ModelError(
