@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import functools
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -60,6 +61,10 @@ Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: Every recording in the shared data, and every soundscape, is 16 kHz mono.
 SAMPLE_RATE = 16000
+#: The longest soundscape (an hour: 115 MB of float32 samples).
+MAX_SOUNDSCAPE_S = 3600.0
+#: The widest event-to-background ratio, either way.
+MAX_SNR_DB = 60.0
 
 #: The ESC-50 fold held out from training, calibration and tuning (the project's test fold).
 ESC50_HELD_OUT_FOLD = 5
@@ -235,16 +240,16 @@ class SoundscapeConfig:
     labelled_ambiences: bool = False
 
     def __post_init__(self) -> None:
-        if self.duration_s <= 0:
-            raise ConfigError(f"duration_s must be positive, got {self.duration_s!r}")
+        if not 0 < self.duration_s <= MAX_SOUNDSCAPE_S:
+            raise ConfigError(f"duration_s must be between 0 and {MAX_SOUNDSCAPE_S:g} s, got {self.duration_s!r}")
         if not 1 <= self.min_events <= self.max_events:
             raise ConfigError(
                 f"need 1 <= min_events <= max_events, got {self.min_events!r}, {self.max_events!r}"
             )
         low, high = self.snr_db
-        if low > high:
-            raise ConfigError(f"snr_db must be (low, high) with low <= high, got {self.snr_db!r}")
-        if self.min_gap_s < 0 or self.max_event_s <= 0:
+        if not -MAX_SNR_DB <= low <= high <= MAX_SNR_DB:
+            raise ConfigError(f"snr_db must be (low, high) with {-MAX_SNR_DB:g} <= low <= high <= {MAX_SNR_DB:g} dB, got {self.snr_db!r}")
+        if not (0 <= self.min_gap_s < math.inf and 0 < self.max_event_s < math.inf):
             raise ConfigError(
                 f"need min_gap_s >= 0 and max_event_s > 0, got {self.min_gap_s!r}, {self.max_event_s!r}"
             )

@@ -80,9 +80,19 @@ def test_same_seed_same_soundscape_and_files_round_trip(sources, backgrounds, tm
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ConfigError, match="min_events"):
         SoundscapeConfig(min_events=5, max_events=2)
-    result = CliRunner().invoke(app, ["synth", "out", "--snr", "loud"])
-    assert result.exit_code == 1
-    assert "--snr must be LOW:HIGH (e.g. 0:20), got 'loud'" in result.output
+    for bad in (dict(duration_s=float("nan")), dict(duration_s=1e9), dict(snr_db=(0.0, float("inf"))), dict(max_event_s=float("nan"))):
+        with pytest.raises(ConfigError):
+            SoundscapeConfig(**bad)
+    for args, message in [
+        (["--snr", "loud"], "--snr must be LOW:HIGH of finite numbers (e.g. 0:20), got 'loud'"),
+        (["--snr", "0:inf"], "--snr must be LOW:HIGH of finite numbers (e.g. 0:20), got '0:inf'"),
+        (["--events", "abc"], "--events must be LOW:HIGH of finite numbers (e.g. 3:6), got 'abc'"),
+        (["--duration", "nan"], "duration_s must be between 0 and 3600 s, got nan"),
+        (["--seed", "-1"], "need --count >= 1 and --seed >= 0, got 20 and -1"),
+    ]:
+        result = CliRunner().invoke(app, ["synth", "out", *args])
+        assert result.exit_code == 1
+        assert result.stderr.strip().splitlines() == [f"error: {message}"]
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs the shared data folder")

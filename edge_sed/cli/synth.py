@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from edge_sed.cli._app import command, console
+from edge_sed.cli._app import command, console, err_console
 from edge_sed.errors import ConfigError
 
 __all__ = ["synth", "training_table"]
@@ -16,16 +17,16 @@ __all__ = ["synth", "training_table"]
 DEFAULT_DATA_ROOT = Path("../shared/data")
 
 
-def _parse_range(text: str, option: str) -> tuple[float, float]:
+def _parse_range(text: str, option: str, example: str) -> tuple[float, float]:
     """``"0:20"`` -> (0.0, 20.0); a single number means that value exactly."""
     try:
         parts = [float(part) for part in text.split(":")]
     except ValueError:
-        raise ConfigError(f"{option} must be LOW:HIGH (e.g. 0:20), got {text!r}") from None
+        parts = []
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2:
-        raise ConfigError(f"{option} must be LOW:HIGH (e.g. 0:20), got {text!r}")
+    if len(parts) != 2 or not all(map(math.isfinite, parts)):
+        raise ConfigError(f"{option} must be LOW:HIGH of finite numbers (e.g. {example}), got {text!r}")
     return parts[0], parts[1]
 
 
@@ -44,14 +45,20 @@ def synth(
 ) -> None:
     from edge_sed.soundscape import SoundscapeConfig, load_catalog, synthesize_set, write_soundscape_set
 
-    low, high = _parse_range(events, "--events")
+    low, high = _parse_range(events, "--events", "3:6")
+    if count < 1 or seed < 0:
+        raise ConfigError(f"need --count >= 1 and --seed >= 0, got {count} and {seed}")
     config = SoundscapeConfig(
-        duration_s=duration, min_events=int(low), max_events=int(high), snr_db=_parse_range(snr, "--snr"), overlap=overlap
+        duration_s=duration, min_events=int(low), max_events=int(high), snr_db=_parse_range(snr, "--snr", "0:20"), overlap=overlap
     )
     soundscapes = synthesize_set(load_catalog(data), split, count, config, seed=seed, labels=label)
     tsv = write_soundscape_set(soundscapes, out_dir)
     n_events = sum(len(s.events) for s in soundscapes)
     console.print(f"{len(soundscapes)} soundscapes, {n_events} events -> {tsv}", highlight=False)
+    short = sum(len(s.events) < config.min_events for s in soundscapes)
+    if short:
+        err_console.print(f"warning: {short} of {count} soundscapes hold fewer than {config.min_events} events: events that do "
+                          f"not fit in {duration:g} s are dropped; give a longer --duration or --overlap", highlight=False)
 
 
 @command("training-table", help="Write the train/validation clips (metadata.csv), the test split (test/) and train backgrounds for 'edge-sed train'.")
