@@ -58,7 +58,7 @@ def synth(
     short = sum(len(s.events) < config.min_events for s in soundscapes)
     if short:
         err_console.print(f"warning: {short} of {count} soundscapes hold fewer than {config.min_events} events: events that do "
-                          f"not fit in {duration:g} s are dropped; give a longer --duration or --overlap", highlight=False)
+                          f"not fit in {duration:g} s are dropped; give a longer --duration or --overlap", highlight=False, soft_wrap=True)
 
 
 @command("training-table", help="Write the train/validation clips (metadata.csv), the test split (test/) and train backgrounds for 'edge-sed train'.")
