@@ -132,6 +132,16 @@ def test_cli_bad_threads_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--window-s", "nan"], "error: need 0 < window_s <= 10, warmup >= 0 and repeats >= 1, got nan, 5, 50"),
+    (["--models", "", "--no-shipped"], "error: nothing was measured: no case to run; check --models, --backends and --model-file"),
+])
+def test_cli_nothing_to_measure_is_one_line_and_exit_1(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["bench", "latency", *args, "--results", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [message]
+
+
 def test_calibration_clips_never_come_from_the_evaluated_fold(tmp_path):
     import csv
 

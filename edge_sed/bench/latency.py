@@ -70,6 +70,8 @@ STUDENT_SPEEDUP_GOAL = 25.0
 GOAL_WINDOW_S = 1.0
 #: Distinct real windows cycled through while timing.
 N_DISTINCT_WINDOWS = 8
+#: The longest window timed (PANNs' whole 10 s clips).
+MAX_WINDOW_S = 10.0
 
 #: The table ``bench latency`` prints and the README shows.
 LATENCY_COLUMNS = (
@@ -371,8 +373,9 @@ class LatencyConfig:
         check_precisions(self.backends, what="backend")
         if not self.threads or min(self.threads) < 1:
             raise ConfigError(f"threads must be positive counts, got {self.threads!r}")
-        if self.window_s <= 0 or self.warmup < 0 or self.repeats < 1:
-            raise ConfigError("need window_s > 0, warmup >= 0 and repeats >= 1")
+        if not 0 < self.window_s <= MAX_WINDOW_S or self.warmup < 0 or self.repeats < 1:
+            raise ConfigError(f"need 0 < window_s <= {MAX_WINDOW_S:g}, warmup >= 0 and repeats >= 1, "
+                              f"got {self.window_s!r}, {self.warmup!r}, {self.repeats!r}")
 
 
 def _calibration_source(audio: str, work_dir: Path) -> Path:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -301,8 +302,8 @@ class StreamBenchConfig:
     results_dir: str = str(DEFAULT_RESULTS_DIR)
 
     def __post_init__(self) -> None:
-        if self.long_s <= 0 or self.paced_s <= 0:
-            raise ConfigError(f"long_s and paced_s must be positive, got {self.long_s!r}, {self.paced_s!r}")
+        if not (0 < self.long_s < math.inf and 0 < self.paced_s < math.inf):
+            raise ConfigError(f"long_s and paced_s must be positive seconds, got {self.long_s!r}, {self.paced_s!r}")
         if not 0 <= self.startup_s < min(self.long_s, self.paced_s):
             raise ConfigError(f"startup_s must be at least 0 and shorter than the runs, got {self.startup_s!r}")
         if not self.hops_s or min(self.hops_s) <= 0:

@@ -19,6 +19,7 @@ from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
 from edge_sed.bench.stream import STARTUP_S
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, format_table, parse_pair
 from edge_sed.cli._app import app, command, console, err_console
+from edge_sed.errors import EdgeSedError
 
 bench_app = typer.Typer(
     help="Benchmarks: multiply-adds vs mAP, latency per backend, streaming cost.",
@@ -35,10 +36,10 @@ ModelFileOpt = Annotated[list[str] | None, typer.Option("--model-file", help="LA
 
 @contextlib.contextmanager
 def _progress_bar() -> Iterator[ProgressCallback]:
-    """A rich progress bar on stderr, as a ``progress(done, total, description)`` callback."""
+    """A rich progress bar on stderr (when it is a terminal), as a ``progress(done, total, description)`` callback."""
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err_console, transient=True,
+        TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as bar:
         task = bar.add_task("starting", total=None)
 
@@ -131,15 +132,19 @@ def stream(
 
 
 def _report(result: BenchResult, columns: Sequence[Column]) -> None:
-    """The table of measured rows, then failed rows, goals and the results path."""
+    """The table of measured rows, then failed rows, goals and the results path;
+    :class:`EdgeSedError` (exit 1) when nothing was measured."""
     measured = [row for row in result.rows if not row.get("error")]
     console.print(format_table(measured, columns), markup=False, highlight=False, soft_wrap=True)
     for row in result.rows:
         if row.get("error"):
-            what = " ".join(str(row[key]) for key in ("model", "backend", "precision", "threads") if row.get(key))
+            what = " ".join(str(row[key]) for key in ("model", "mode", "backend", "precision", "threads") if row.get(key))
             console.print(f"failed: {what}: {row['error']}", markup=False, highlight=False, soft_wrap=True)
     for goal in result.goals:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[goal.met]
-        measured = "-" if goal.measured is None else f"{goal.measured:.3g}"
-        console.print(f"goal: {goal.goal}: {measured} (target {goal.target:g}): {verdict}", markup=False, highlight=False, soft_wrap=True)
+        value = "-" if goal.measured is None else f"{goal.measured:.3g}"
+        console.print(f"goal: {goal.goal}: {value} (target {goal.target:g}): {verdict}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {result.path}", markup=False, highlight=False, soft_wrap=True)
+    if not measured:
+        why = f"all {len(result.rows)} cases failed (above)" if result.rows else "no case to run; check --models, --backends and --model-file"
+        raise EdgeSedError(f"nothing was measured: {why}")
