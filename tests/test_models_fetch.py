@@ -80,3 +80,5 @@ def test_fetch_errors_are_one_line(mirror, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["models", "fetch", "cnn6", "-o", str(tmp_path), "--base-url", url])
     assert missing.exit_code == 1 and "Cnn6_mAP%3D0.343.pth?download=1': HTTP 404 File not found" in missing.output
     assert len(missing.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+    bad_digest = runner.invoke(app, ["models", "fetch", "cnn6", "-o", str(tmp_path), "--base-url", url, "--sha256", "xyz"])
+    assert bad_digest.exit_code == 1 and bad_digest.output.strip() == "error: --sha256 must be 64 hexadecimal digits, got 'xyz'"

@@ -83,7 +83,7 @@ def list_models(
 def fetch(
     name: Annotated[str, typer.Argument(help="Registry name, e.g. mobilenet_v1, cnn14_16k.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the .pth file.")] = Path("."),
-    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected SHA-256 (overrides the built-in one).")] = None,
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected SHA-256 (overrides the built-in one; the built-in MD5 of the official file is still checked).")] = None,
     base_url: Annotated[str, typer.Option("--base-url", help="Mirror of the Zenodo files folder.")] = "",
 ) -> None:
     from edge_sed.models.fetch import ZENODO_FILES_URL, fetch_checkpoint

@@ -15,13 +15,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_sed.errors import ModelError
+from edge_sed.errors import ConfigError, ModelError
 
 __all__ = ["OfficialCheckpoint", "OFFICIAL_CHECKPOINTS", "ZENODO_FILES_URL", "fetch_checkpoint", "FetchResult"]
 
@@ -88,6 +89,8 @@ def fetch_checkpoint(
     replaces the built-in SHA-256 (if any); the built-in MD5 is checked as well.
     """
     official = _official(name)
+    if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
+        raise ConfigError(f"--sha256 must be 64 hexadecimal digits, got {expected_sha256!r}")
     expected = {"sha256": (expected_sha256 or official.sha256 or "").lower() or None, "md5": official.md5}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
