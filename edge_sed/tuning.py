@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from edge_sed.backends import Backend
-from edge_sed.config import ClassRule, StreamConfig, TrackerConfig
+from edge_sed.config import ClassRule, StreamConfig, TrackerConfig, resolve
 from edge_sed.errors import ConfigError
 from edge_sed.evaluation import event_based_scores
 from edge_sed.events import Event, StreamStatus
@@ -251,16 +251,25 @@ def tune_bundle(
 
     from edge_sed.backends import load_backend
     from edge_sed.evaluation import read_tsv
-    from quantize.export import write_onnx_bundle
+    from quantize.export import onnx_output, write_onnx_bundle
 
-    annotations = Path(annotations)
+    annotations, model = Path(annotations), Path(model)
+    if model.suffix != ".onnx":
+        raise ConfigError(f"tune takes an ONNX bundle (.onnx), got {str(model)!r}")
+    output = onnx_output(output, "the tuned bundle")
+    if min_events_per_class < 1:
+        raise ConfigError(f"the minimum of events per class must be at least 1, got {min_events_per_class!r}")
     reference = read_tsv(annotations)
     files = sorted({event.file for event in reference if event.file})
     if not files:
         raise ConfigError(f"{str(annotations)!r} lists no recordings to tune on")
     backend = load_backend(model)
     bundle = backend.bundle
-    scored = score_recordings(backend, [annotations.parent / name for name in files], hop_s or bundle.stream.hop_s)
+    strangers = sorted({event.label for event in reference} - set(bundle.labels))
+    if strangers:
+        raise ConfigError(f"{str(annotations)!r} has events of {strangers[0]!r}, a class the model lacks; it knows: {', '.join(bundle.labels)}")
+    stream = resolve(bundle.stream, {"hop_s": hop_s}, where="stream")
+    scored = score_recordings(backend, [annotations.parent / name for name in files], stream.hop_s)
     result = tune_rules(scored, reference, grid=grid, min_events_per_class=min_events_per_class)
     tuned = dataclasses.replace(
         bundle,

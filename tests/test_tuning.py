@@ -77,3 +77,21 @@ def test_scores_come_from_the_detect_pipeline_and_tune_writes_the_rules_into_the
     assert 0.0 < tuned_f1 <= 1.0 and tuned_f1 >= base_f1
     assert f"validation event F1: {tuned_f1:.3f} tuned" in result.output
     assert "annotations.tsv (3 recordings, 12 events)" in tuned.provenance["tracker_tuned_on"]
+
+
+def test_tune_refuses_bad_input_in_one_line(test_bundle, tmp_path) -> None:
+    annotations = tmp_path / "annotations.tsv"
+    annotations.write_text("filename\tonset\toffset\tevent_label\nscape.flac\t1.0\t2.0\tunicorn\n")
+    cases = [
+        ([str(test_bundle), str(annotations), "-o", str(tmp_path / "t.onnx")],
+         f"error: '{annotations}' has events of 'unicorn', a class the model lacks; it knows: "),
+        ([str(test_bundle), str(annotations), "-o", str(tmp_path / "t.txt")], "error: the tuned bundle must end in '.onnx'"),
+        ([str(annotations), str(annotations), "-o", str(tmp_path / "t.onnx")], "error: tune takes an ONNX bundle (.onnx)"),
+        ([str(test_bundle), str(annotations), "-o", str(tmp_path / "t.onnx"), "--min-events", "0"],
+         "error: the minimum of events per class must be at least 1, got 0"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, ["tune", *args])
+        assert result.exit_code == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), result.output
