@@ -4,6 +4,7 @@ distilled student, resume, evaluate, the CLI's one-line config errors and a 2-pr
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -140,6 +141,13 @@ def test_tiny_teacher_then_student_end_to_end(tiny_recipe: Path, tmp_path: Path)
     result = CliRunner().invoke(app, ["evaluate", str(teacher.best_checkpoint), str(tmp_path), "--fold", "2", "--json"])
     assert result.exit_code == 0, result.output
     assert '"clips": 2' in result.output and '"accuracy"' in result.output
+    json.loads(result.output, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    for device, message in [("banana", "error: --device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'"),
+                            ("cuda:0", "error: --device 'cuda:0' asks for CUDA, but torch sees no GPU; use 'cpu'")]:
+        if device.startswith("cuda") and torch.cuda.is_available():
+            continue
+        refused = CliRunner().invoke(app, ["evaluate", str(teacher.best_checkpoint), str(tmp_path), "--device", device])
+        assert refused.exit_code == 1 and refused.output.strip() == message, refused.output
 
     wider = tmp_path / "wider"  # one more label than the model knows: its clips are left out
     wider.mkdir()

@@ -6,6 +6,7 @@ Torch is imported only inside the commands (through :mod:`edge_sed.train`).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -113,7 +114,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.csv) or PANNs HDF5 file.")],
     kind: Annotated[str, typer.Option("--kind", help="esc50, fsdd, librosa, csv or audioset_hdf5.")] = "csv",
     fold: Annotated[Optional[int], typer.Option("--fold", help="Evaluate this fold only.")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     require("torch", what="evaluate", extra="train")
@@ -124,7 +125,8 @@ def evaluate(
         kind = "audioset_hdf5"
     result = evaluate_checkpoint(checkpoint, DataConfig(kind=kind, root=str(data)), fold=fold, device=device)
     if as_json:
-        console.print_json(json.dumps(result))
+        finite = {name: None if isinstance(value, float) and not math.isfinite(value) else value for name, value in result.items()}
+        console.print_json(json.dumps(finite, allow_nan=False))  # JSON has no Infinity: d' of a perfect class is null
         return
     for name, value in result.items():
         console.print(f"{name:>10}  {value:.4f}" if isinstance(value, float) else f"{name:>10}  {value}", highlight=False)

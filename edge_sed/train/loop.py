@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import time
 import tomllib
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def check_device(device: str, *, where: str = "device") -> None:
+    """:class:`ConfigError` unless *device* is 'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"{where} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
 CSV_LOG = "metrics.csv"
 BEST_CHECKPOINT = "best.pt"
@@ -121,8 +128,7 @@ class TrainConfig:
                 raise ConfigError(f"[train] {name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"[train] need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr!r}, {self.min_lr_ratio!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"[train] device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device(self.device, where="[train] device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,15 +223,24 @@ class _Distributed:
         return self.rank == 0
 
 
+def _wants_cuda(device: str, *, where: str = "device") -> bool:
+    """Whether *device* runs on CUDA; :class:`ConfigError` if it asks for CUDA that torch does not see."""
+    import torch
+
+    check_device(device, where=where)
+    cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError(f"{where} {device!r} asks for CUDA, but torch sees no GPU; use 'cpu'")
+    return cuda
+
+
 def _start_distributed(device: str) -> _Distributed:
     """Join the torchrun process group when ``WORLD_SIZE`` > 1 and pick this rank's device."""
     import torch
     import torch.distributed as dist
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if cuda and not torch.cuda.is_available():
-        raise ConfigError(f"[train] device {device!r} asked for CUDA, but torch sees no GPU; use device = 'cpu'")
+    cuda = _wants_cuda(device, where="[train] device")
     if world_size == 1:
         return _Distributed(0, 1, ("cuda" if device == "auto" else device) if cuda else "cpu")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -394,6 +409,7 @@ def evaluate_checkpoint(
     """
     from edge_sed.models.checkpoint import load_checkpoint
 
+    device = ("cuda" if device == "auto" else device) if _wants_cuda(device, where="--device") else "cpu"
     loaded = load_checkpoint(checkpoint)
     table = read_dataset(data)
     shared = tuple(label for label in table.labels if label in loaded.labels)
