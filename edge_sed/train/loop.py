@@ -61,10 +61,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def check_device(device: str, *, where: str = "device") -> None:
+def _check_device(device: str, *, where: str = "device") -> None:
     """:class:`ConfigError` unless *device* is 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"{where} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
 
 CSV_LOG = "metrics.csv"
 BEST_CHECKPOINT = "best.pt"
@@ -128,7 +129,7 @@ class TrainConfig:
                 raise ConfigError(f"[train] {name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"[train] need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr!r}, {self.min_lr_ratio!r}")
-        check_device(self.device, where="[train] device")
+        _check_device(self.device, where="[train] device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,7 @@ def _wants_cuda(device: str, *, where: str = "device") -> bool:
     """Whether *device* runs on CUDA; :class:`ConfigError` if it asks for CUDA that torch does not see."""
     import torch
 
-    check_device(device, where=where)
+    _check_device(device, where=where)
     cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise ConfigError(f"{where} {device!r} asks for CUDA, but torch sees no GPU; use 'cpu'")
