@@ -334,15 +334,22 @@ def active_region(samples: np.ndarray, sample_rate: int, *, whole_span: bool = F
     return first * frame, min(len(samples), last * frame)
 
 
-def _read_metadata(path: Path) -> list[dict[str, str]]:
+def _read_metadata(path: Path, *columns: str) -> list[dict[str, str]]:
+    """The rows of one shared-data ``metadata.csv``, which must have *columns*."""
     if not path.is_file():
         raise AudioInputError(f"metadata file {str(path)!r} does not exist; is the data root right?")
     with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))
+    have = list(rows[0]) if rows else []
+    missing = [name for name in columns if name not in have]
+    if missing:
+        raise AudioInputError(f"metadata file {str(path)!r} has no column {missing[0]!r} (columns: {', '.join(have) or 'none'}); "
+                              "is the data root right?")
+    return rows
 
 
 def _esc50_sources(root: Path) -> list[EventSource]:
-    rows = _read_metadata(root / "metadata.csv")
+    rows = _read_metadata(root / "metadata.csv", "filename", "label", "fold")
     return [
         EventSource(row["label"], (root / row["filename"],), ESC50_FOLD_SPLITS[int(row["fold"])]) for row in rows
     ]
@@ -350,7 +357,7 @@ def _esc50_sources(root: Path) -> list[EventSource]:
 
 def _fsdd_sources(root: Path) -> list[EventSource]:
     """Spoken digits of one speaker and take, joined into short utterances."""
-    rows = sorted(_read_metadata(root / "metadata.csv"), key=lambda r: (r["speaker"], int(r["index"]), r["digit"]))
+    rows = sorted(_read_metadata(root / "metadata.csv", "filename", "speaker", "index", "digit"), key=lambda r: (r["speaker"], int(r["index"]), r["digit"]))
     by_speaker_take: dict[tuple[str, str], list[Path]] = {}
     for row in rows:
         by_speaker_take.setdefault((row["speaker"], row["index"]), []).append(root / row["filename"])
@@ -365,7 +372,7 @@ def _fsdd_sources(root: Path) -> list[EventSource]:
 def _librosa_sources(root: Path) -> list[EventSource]:
     """Speech and music recordings cut into :data:`EXCERPT_S` excerpts; short ones whole."""
     sources = []
-    for row in _read_metadata(root / "metadata.csv"):
+    for row in _read_metadata(root / "metadata.csv", "filename", "duration_s"):
         path = root / row["filename"]
         if path.stem not in LIBROSA_SPLITS:
             continue
@@ -382,7 +389,7 @@ def _librosa_sources(root: Path) -> list[EventSource]:
 def _backgrounds(root: Path) -> list[Background]:
     return [
         Background(root / row["filename"], row["description"], BACKGROUND_SPLITS.get(Path(row["filename"]).stem, "train"))
-        for row in _read_metadata(root / "metadata.csv")
+        for row in _read_metadata(root / "metadata.csv", "filename", "description")
     ]
 
 

@@ -112,3 +112,14 @@ def test_a_stationary_clip_is_active_throughout() -> None:
     rain, _ = read_audio(DATA / "esc50_rain_5-181766-A-10.flac", SAMPLE_RATE)
     start, stop = active_region(rain, SAMPLE_RATE)
     assert start <= 0.05 * SAMPLE_RATE and stop >= len(rain) - 0.05 * SAMPLE_RATE
+
+
+def test_a_metadata_file_without_the_columns_is_one_error(tmp_path) -> None:
+    from edge_sed.errors import AudioInputError
+    from edge_sed.soundscape import load_catalog
+
+    for folder in ("esc50-subset", "fsdd", "librosa-examples", "backgrounds"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "metadata.csv").write_text("foo,bar\n1,2\n")
+    with pytest.raises(AudioInputError, match=r"metadata file '.*/metadata.csv' has no column 'filename' \(columns: foo, bar\)"):
+        load_catalog(tmp_path)

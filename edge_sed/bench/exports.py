@@ -60,6 +60,8 @@ def calibration_csv(metadata: str | Path, work_dir: str | Path, *, held_out_fold
     metadata = Path(metadata)
     with metadata.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    if not rows or "filename" not in rows[0]:
+        raise ConfigError(f"{str(metadata)!r} has no 'filename' column of clips to calibrate on; give a metadata.csv with filename,label,fold")
     taken: dict[str, int] = {}
     kept = []
     for row in rows:
