@@ -25,6 +25,7 @@ __all__ = [
     "ClassRule",
     "TrackerConfig",
     "MAX_RULE_S",
+    "MAX_WINDOW_S",
     "from_mapping",
     "table",
     "load_toml",
@@ -35,6 +36,8 @@ T = TypeVar("T")
 
 #: The longest median filter, minimum duration or gap a :class:`ClassRule` takes, in seconds.
 MAX_RULE_S = 600.0
+#: The longest analysis window, in seconds (PANNs' clips are 10 s).
+MAX_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,8 @@ class StreamConfig:
     hop_s: float = 0.25
 
     def __post_init__(self) -> None:
-        if not 0 < self.window_s < math.inf:
-            raise ConfigError(f"window_s must be positive seconds, got {self.window_s!r}")
+        if not 0 < self.window_s <= MAX_WINDOW_S:
+            raise ConfigError(f"window_s must be between 0 and {MAX_WINDOW_S:g} s, got {self.window_s!r}")
         if not 0.1 - 1e-9 <= self.hop_s <= self.window_s:
             raise ConfigError(
                 f"hop_s must be between 0.1 s and the window ({self.window_s:g} s), got {self.hop_s!r}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,17 +263,24 @@ def export_loaded(
     windows = np.concatenate([clip_windows(Path(path), bundle) for path in verify_audio])
     example = torch.from_numpy(windows[:1])
     tmp = output.with_name(output.name + ".tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            (example,),
-            str(tmp),
-            dynamo=False,
-            opset_version=opset,
-            input_names=[bundle.input],
-            output_names=["scores"],
-            dynamic_axes={bundle.input: {0: "batch"}, "scores": {0: "batch"}},
-        )
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter warns about constant folding it does anyway; the graph is checked against torch below
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            torch.onnx.export(
+                module,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[bundle.input],
+                output_names=["scores"],
+                dynamic_axes={bundle.input: {0: "batch"}, "scores": {0: "batch"}},
+            )
+        except (RuntimeError, ValueError) as exc:
+            if "opset" not in str(exc).lower():
+                raise
+            raise ModelError(f"opset {opset} is not one torch {torch.__version__} exports; the default {DEFAULT_OPSET} works") from None
         expected = reference(torch.from_numpy(windows)).numpy()
     model_proto = _folded(tmp)
     write_onnx_bundle(model_proto, bundle, output)

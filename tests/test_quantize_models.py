@@ -299,6 +299,10 @@ def test_export_creates_the_output_folder_and_refuses_other_suffixes(models: dic
     result = CliRunner().invoke(app, ["export", str(models["checkpoint"]), "-o", str(nested.with_suffix(".tflite"))])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: ONNX output must end in '.onnx', got {str(nested.with_suffix('.tflite'))!r}"
+    for args, message in [(["--window", "1e9"], "error: window_s must be between 0 and 60 s, got 1000000000.0"),
+                          (["--opset", "3"], f"error: opset 3 is not one torch {torch.__version__} exports; the default 17 works")]:
+        result = CliRunner().invoke(app, ["export", str(models["checkpoint"]), "-o", str(nested), *args])
+        assert result.exit_code == 1 and result.stderr.strip() == message, result.output
 
 
 def _recipe_over_fixture_clips(tmp: Path) -> Path:

@@ -36,7 +36,7 @@ from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_au
 from edge_sed.bench.machine import available_cores
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, add_ratios, write_results
 from edge_sed.bench.timing import current_rss_mib, peak_rss_mib, time_calls
-from edge_sed.config import FrontendConfig, from_mapping
+from edge_sed.config import MAX_WINDOW_S, FrontendConfig, from_mapping
 from edge_sed.errors import ConfigError, ModelError
 
 __all__ = [
@@ -70,8 +70,6 @@ STUDENT_SPEEDUP_GOAL = 25.0
 GOAL_WINDOW_S = 1.0
 #: Distinct real windows cycled through while timing.
 N_DISTINCT_WINDOWS = 8
-#: The longest window timed (PANNs' whole 10 s clips).
-MAX_WINDOW_S = 10.0
 
 #: The table ``bench latency`` prints and the README shows.
 LATENCY_COLUMNS = (
