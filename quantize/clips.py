@@ -57,6 +57,8 @@ def list_clips(source: str | Path, *, fold: int | None = None) -> list[Clip]:
     from quantize.audioset import audioset_clips, is_segments_csv
 
     source = Path(source)
+    if not source.exists():
+        raise ConfigError(f"clip source {str(source)!r} does not exist; give a folder of audio or a .csv of clips")
     if source.is_dir():
         if fold is not None:
             raise ConfigError(f"fold={fold!r} needs a CSV with a 'fold' column, got the folder {str(source)!r}")

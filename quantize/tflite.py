@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_sed.bundle import ModelBundle, file_sha256, sidecar_path
-from edge_sed.errors import ModelError, require
+from edge_sed.errors import ModelError, require, require_file
 from quantize.export import FRONTEND_MODULE, deployable_model, scores_module
 
 if TYPE_CHECKING:
     from quantize.qat import QatJob
 
-__all__ = ["export_tflite", "litert_quantizer"]
+__all__ = ["export_tflite", "check_tflite_source", "litert_quantizer"]
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,7 @@ def export_tflite(
     output = Path(output)
     if output.suffix != ".tflite":
         raise ModelError(f"TFLite output must end in '.tflite', got {str(output)!r}")
-    if bundle.input != "logmel":
-        raise ModelError("TFLite export takes host-computed log-mel; export the ONNX model without --in-graph-frontend")
-    digest = file_sha256(checkpoint)
-    if bundle.source_sha256 and digest != bundle.source_sha256:
-        raise ModelError(
-            f"checkpoint {str(checkpoint)!r} (sha256 {digest[:12]}...) is not the one the model was exported from "
-            f"(sha256 {bundle.source_sha256[:12]}...)"
-        )
+    check_tflite_source(checkpoint, bundle)
     loaded = load_checkpoint(checkpoint)
     if qat is None:
         quantizer, quantized = _calibrated(loaded, windows)
@@ -88,6 +81,20 @@ def export_tflite(
     sidecar_path(output).write_text(int8.to_json(), encoding="utf-8")
     log.info("TFLite int8 %s: %s", output, how["method"])
     return int8
+
+
+def check_tflite_source(checkpoint: str | Path, bundle: ModelBundle) -> None:
+    """:class:`ModelError` unless *checkpoint* is a file and the one *bundle* (host log-mel input) was exported from."""
+    checkpoint = Path(checkpoint)
+    require_file(checkpoint, "checkpoint", ModelError)
+    if bundle.input != "logmel":
+        raise ModelError("TFLite export takes host-computed log-mel; export the ONNX model without --in-graph-frontend")
+    digest = file_sha256(checkpoint)
+    if bundle.source_sha256 and digest != bundle.source_sha256:
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} (sha256 {digest[:12]}...) is not the one the model was exported from "
+            f"(sha256 {bundle.source_sha256[:12]}...)"
+        )
 
 
 def _calibrated(loaded: Any, windows: np.ndarray) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_sed.bundle import ModelBundle
+from edge_sed.errors import ConfigError
 from quantize.clips import CALIBRATION_WINDOWS, Clip, calibration_windows, list_clips
 from quantize.export import onnx_output
 from quantize.onnx_int8 import fp32_bundle, quantize_onnx
@@ -61,25 +62,30 @@ def quantize_model(
     labelled, fold : the labelled clip set (folder or CSV) and the CSV fold to keep
     latency_runs : single-window runs per model for the latency medians
     """
+    if max_windows < 1:
+        raise ConfigError(f"need at least 1 calibration window, got {max_windows}")
     output = onnx_output(output, "int8 output")
     fp32 = fp32_bundle(model)
-    windows = calibration_windows(list_clips(calibration), fp32, max_windows=max_windows)
+    if tflite_checkpoint is not None:  # every input checked before anything is written
+        from quantize.tflite import check_tflite_source, export_tflite
+
+        check_tflite_source(tflite_checkpoint, fp32)
+    calibration_clips = list_clips(calibration)
+    clips: list[Clip] = []
+    if report and labelled is not None:
+        clips, description, note = list_clips(labelled, fold=fold), f"{labelled}" + (f" fold {fold}" if fold else ""), ""
+    elif report:
+        clips, description, note = default_labelled_clips()
+        if not clips:
+            clips, description = calibration_clips, f"{calibration} (calibration clips, unlabelled)"
+    windows = calibration_windows(calibration_clips, fp32, max_windows=max_windows)
     int8 = quantize_onnx(model, output, windows, keep_float=keep_float)
     tflite_path = None
     if tflite_checkpoint is not None:
-        from quantize.tflite import export_tflite
-
         tflite_path = output.with_suffix(".tflite")
         export_tflite(tflite_checkpoint, tflite_path, fp32, windows, qat=qat)
     if not report:
         return QuantizeResult(output, int8, tflite_path)
-    clips: list[Clip]
-    if labelled is not None:
-        clips, description, note = list_clips(labelled, fold=fold), f"{labelled}" + (f" fold {fold}" if fold else ""), ""
-    else:
-        clips, description, note = default_labelled_clips()
-        if not clips:
-            clips, description = list_clips(calibration), f"{calibration} (calibration clips, unlabelled)"
     models = [Path(model), output] + ([tflite_path] if tflite_path else [])
     measured = compare_models(models, clips, clips_description=description, note=note, latency_runs=latency_runs)
     return QuantizeResult(output, int8, tflite_path, measured)

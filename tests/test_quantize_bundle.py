@@ -148,3 +148,18 @@ def test_tflite_needs_the_checkpoint(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["quantize", str(path), "-o", str(tmp_path / "x.int8.onnx"), "--calibration", str(tmp_path), "--tflite"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "error: --tflite converts from the torch checkpoint: add --checkpoint CHECKPOINT.pth"
+
+
+def test_every_input_is_checked_before_anything_is_written(tmp_path: Path) -> None:
+    path = _write(tmp_path, BUNDLE)
+    output = tmp_path / "out" / "x.int8.onnx"
+    base = ["quantize", str(path), "-o", str(output), "--calibration", str(Path(__file__).parent / "data")]
+    for args, message in [
+        (["--max-windows", "0"], "error: need at least 1 calibration window, got 0"),
+        (["--tflite", "--checkpoint", str(tmp_path / "nope.pt")], f"error: checkpoint '{tmp_path / 'nope.pt'}' does not exist"),
+        (["--report", "--labelled", str(tmp_path / "nope.csv")],
+         f"error: clip source '{tmp_path / 'nope.csv'}' does not exist; give a folder of audio or a .csv of clips"),
+    ]:
+        result = CliRunner().invoke(app, [*base, *args])
+        assert result.exit_code == 1 and result.output.strip() == message, result.output
+        assert not output.exists()
