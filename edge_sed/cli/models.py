@@ -14,6 +14,7 @@ from rich import box
 from rich.table import Table
 
 from edge_sed.cli._app import app, command, console, handle_errors
+from edge_sed.config import MAX_WINDOW_S
 from edge_sed.errors import ConfigError, require
 
 __all__ = ["models_app", "list_models", "fetch", "tag"]
@@ -59,8 +60,8 @@ def list_models(
     """List the zoo: trainable parameters, true MACs (network, front end) and PANNs' multiply-adds."""
     if ctx.invoked_subcommand is not None:
         return
-    if seconds <= 0:
-        raise ConfigError(f"--seconds must be positive, got {seconds!r}")
+    if not 0 < seconds <= MAX_WINDOW_S:
+        raise ConfigError(f"--seconds must be between 0 and {MAX_WINDOW_S:g}, got {seconds!r}")
     require("torch", what="edge-sed models", extra="train")
     from edge_sed.models.macs import model_cost
     from edge_sed.models.registry import model_names
