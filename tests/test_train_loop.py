@@ -137,6 +137,11 @@ def test_tiny_teacher_then_student_end_to_end(tiny_recipe: Path, tmp_path: Path)
                                               f"train.resume={tmp_path / 'teacher' / 'last.pt'}"]))
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert (tmp_path / "teacher" / "metrics.csv").read_text().count("\n") == 3
+    last = tmp_path / "teacher" / "last.pt"
+    with pytest.raises(ConfigError, match=r"has already run 2 of 2 epochs; ask for more epochs \(--epochs N\)"):
+        train(load_recipe(tiny_recipe, ["train.epochs=2", f"train.resume={last}"]))
+    elsewhere = train(load_recipe(tiny_recipe, [f"train.out_dir={tmp_path / 'more'}", "train.epochs=3", f"train.resume={last}"]))
+    assert elsewhere.best_checkpoint.is_file()  # the best so far came along, if epoch 3 did not beat it
 
     result = CliRunner().invoke(app, ["evaluate", str(teacher.best_checkpoint), str(tmp_path), "--fold", "2", "--json"])
     assert result.exit_code == 0, result.output

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import time
 import tomllib
 from dataclasses import dataclass
@@ -567,6 +568,12 @@ def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResul
         scheduler.load_state_dict(resumed.info["scheduler"])
         start_epoch, best = int(resumed.info["epoch"]) + 1, float(resumed.info["best"])
         history = list(resumed.info.get("history", []))
+        if start_epoch >= config.epochs:
+            raise ConfigError(f"{config.resume!r} has already run {start_epoch} of {config.epochs} epochs; "
+                              "ask for more epochs (--epochs N) to continue it")
+        earlier_best = Path(config.resume).with_name(BEST_CHECKPOINT)
+        if where.is_main and earlier_best.is_file() and not (out_dir / BEST_CHECKPOINT).exists():
+            shutil.copy2(earlier_best, out_dir / BEST_CHECKPOINT)  # into a new --out: the best so far, until beaten
         log.info("resumed from %s at epoch %d", config.resume, start_epoch)
 
     forward = _logmel_forward(model)
