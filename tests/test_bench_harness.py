@@ -142,6 +142,15 @@ def test_cli_nothing_to_measure_is_one_line_and_exit_1(tmp_path, args, message):
     assert result.stderr.strip().splitlines() == [message]
 
 
+def test_cli_unreadable_audio_fails_before_any_export(tmp_path):
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not audio\n")
+    result = CliRunner().invoke(app, ["bench", "latency", "--audio", str(notes), "--results", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(f"error: cannot read '{notes}' as audio")
+    assert list(tmp_path.iterdir()) == [notes]
+
+
 def test_calibration_clips_never_come_from_the_evaluated_fold(tmp_path):
     import csv
 

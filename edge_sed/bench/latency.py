@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edge_sed.audio import read_audio
 from edge_sed.bench.child import child_main, run_child
 from edge_sed.bench.exports import INT8_PRECISIONS, PRECISIONS, calibration_csv, check_precisions, export_precisions, random_checkpoint
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_audio, default_esc50_dir, real_windows
@@ -411,6 +412,12 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
     with contextlib.ExitStack() as stack:
         work_dir = Path(config.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="edge-sed-bench-")))
         audio = config.audio or str(default_audio())
+        read_audio(audio)  # an unreadable recording fails here, in one line, not in every case
+        given = [_file_model(label, path, config.window_s) for label, path in config.model_files]
+        for model in given:
+            left_out = [backend for backend in model.files if backend not in config.backends]
+            if left_out:
+                raise ConfigError(f"--model-file {model.label}= runs on {left_out[0]}, which --backends leaves out; add it to --backends")
         file_backends = [backend for backend in config.backends if backend != TORCH_BACKEND]
         models, export_errors = [], {}
         calibration = _calibration_source(audio, work_dir) if file_backends else None
@@ -424,10 +431,9 @@ def run_latency_benchmark(config: LatencyConfig, *, progress: ProgressCallback |
                 files = {precision: str(path) for precision, path in exported.files.items()}
                 export_errors[name] = exported.errors
             models.append(ModelUnderTest(name, panns_layout(name), files, _deploys_strided(name), window_s=config.window_s))
-        model_files = list(config.model_files)
+        models += given
         if config.include_shipped and SHIPPED_MODEL.is_file():
-            model_files.append(("default", str(SHIPPED_MODEL)))
-        models += [_file_model(label, path, config.window_s) for label, path in model_files]
+            models.append(_file_model("default", str(SHIPPED_MODEL), config.window_s))
         cases = plan_cases(models, backends=config.backends, threads=config.threads, audio=audio,
                            warmup=config.warmup, repeats=config.repeats)
         rows = add_speedups(run_cases(cases, progress=progress), models)
