@@ -9,6 +9,7 @@ from conftest import STREAM_BENCH_DATA, need_shared_data
 
 from edge_sed.bench.results import read_results
 from edge_sed.bench.stream import StreamBenchConfig, _latencies, read_onsets, run_stream_benchmark
+from edge_sed.errors import ConfigError
 from edge_sed.cli import app
 
 
@@ -55,6 +56,9 @@ def test_read_onsets_from_a_dcase_tsv(tmp_path):
     tsv = tmp_path / "truth.tsv"
     tsv.write_text("filename\tonset\toffset\tevent_label\nrec.wav\t0.800\t2.480\tdog\nrec.wav\t3.5\t7.5\tspeech\n")
     assert read_onsets(tsv) == [("dog", 0.8, pytest.approx(1.68)), ("speech", 3.5, 4.0)]
+    tsv.write_text("not a table of events\n")
+    with pytest.raises(ConfigError, match=r"lists no events; give a TSV with onset, offset and event_label columns$"):
+        read_onsets(tsv)
 
 
 def test_cli_recording_without_onsets_is_one_line(tmp_path, test_bundle, dog_clip):

@@ -180,6 +180,8 @@ def test_unknown_config_key_is_one_cli_line(tiny_recipe: Path) -> None:
         load_recipe(tiny_recipe, ["train.epochs=three"])
     with pytest.raises(ConfigError, match=r"^\[augment\] must be a table of key = value settings, got 5$"):
         load_recipe({"data": {"kind": "csv"}, "augment": 5})
+    with pytest.raises(ConfigError, match=r"^classes in \[data\] must be a list of strings, got 'dog'$"):
+        load_recipe({"data": {"kind": "csv", "classes": "dog"}})
 
 
 def _free_port() -> int:

@@ -113,10 +113,13 @@ def read_onsets(path: str | Path) -> list[Placement]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
-        return [(row["event_label"], float(row["onset"]), float(row["offset"]) - float(row["onset"])) for row in rows]
+        placements = [(row["event_label"], float(row["onset"]), float(row["offset"]) - float(row["onset"])) for row in rows]
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"cannot read known onsets from {str(path)!r} ({exc}); "
                           "give a TSV with onset, offset and event_label columns") from None
+    if not placements:
+        raise ConfigError(f"{str(path)!r} lists no events; give a TSV with onset, offset and event_label columns")
+    return placements
 
 
 def long_recording(path: Path, seconds: float, sample_rate: int) -> Path:

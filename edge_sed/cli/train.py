@@ -112,7 +112,7 @@ _training_command("distill", distill=True, help="Distil a student from a teacher
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (.pt) written by edge-sed train.")],
     data: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.csv) or PANNs HDF5 file.")],
-    kind: Annotated[str, typer.Option("--kind", help="esc50, fsdd, librosa, csv or audioset_hdf5.")] = "csv",
+    kind: Annotated[str, typer.Option("--kind", help="esc50, fsdd, librosa, csv, audioset_csv or audioset_hdf5.")] = "csv",
     fold: Annotated[Optional[int], typer.Option("--fold", help="Evaluate this fold only.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,

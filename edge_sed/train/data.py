@@ -294,7 +294,8 @@ def read_csv_dataset(
     root = Path(root)
     csv_path = root / csv_name
     if not csv_path.is_file():
-        raise ConfigError(f"dataset CSV {str(csv_path)!r} does not exist; point [data] root at the folder that holds it")
+        raise ConfigError(f"dataset CSV {str(csv_path)!r} does not exist; the data root (a recipe's [data] root, "
+                          "evaluate's DATA) must be the folder that holds it")
     with csv_path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     needed = ["filename"] + ([fold_column] if fold_column else []) + ([] if fixed_label else [label_column])
