@@ -154,11 +154,14 @@ def test_every_input_is_checked_before_anything_is_written(tmp_path: Path) -> No
     path = _write(tmp_path, BUNDLE)
     output = tmp_path / "out" / "x.int8.onnx"
     base = ["quantize", str(path), "-o", str(output), "--calibration", str(Path(__file__).parent / "data")]
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("filename,label,fold\na.wav,dog,1\nb.wav,dog,2\n")
     for args, message in [
         (["--max-windows", "0"], "error: need at least 1 calibration window, got 0"),
         (["--tflite", "--checkpoint", str(tmp_path / "nope.pt")], f"error: checkpoint '{tmp_path / 'nope.pt'}' does not exist"),
         (["--report", "--labelled", str(tmp_path / "nope.csv")],
          f"error: clip source '{tmp_path / 'nope.csv'}' does not exist; give a folder of audio or a .csv of clips"),
+        (["--report", "--labelled", str(labelled), "--fold", "9"], f"error: '{labelled}' has no clips in fold 9; its folds: 1, 2"),
     ]:
         result = CliRunner().invoke(app, [*base, *args])
         assert result.exit_code == 1 and result.output.strip() == message, result.output
