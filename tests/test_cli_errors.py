@@ -22,7 +22,7 @@ def _failing(exc: Exception):
 @pytest.mark.parametrize("exc, line", [
     (ConfigError("hop_s must be positive"), "error: hop_s must be positive"),
     (OSError(errno.ENOSPC, "No space left on device", "model.onnx"), "error: No space left on device: 'model.onnx'"),
-    (FileExistsError(errno.EEXIST, "File exists", "out"), "error: File exists: 'out'"),
+    (FileExistsError(errno.EEXIST, "File exists", "out"), "error: File exists: 'out' (a file stands where a folder is needed)"),
     (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "error: Connection refused"),
 ])
 def test_errors_become_one_line_and_exit_1(capsys, exc, line) -> None:

@@ -58,7 +58,8 @@ def handle_errors(fn: F) -> F:
             if _state["debug"]:
                 raise
             where = f": {exc.filename!r}" if exc.filename else ""
-            err_console.print(f"error: {exc.strerror or exc}{where}", markup=False, highlight=False, soft_wrap=True)
+            hint = " (a file stands where a folder is needed)" if isinstance(exc, (FileExistsError, NotADirectoryError)) else ""
+            err_console.print(f"error: {exc.strerror or exc}{where}{hint}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
