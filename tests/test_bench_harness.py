@@ -171,3 +171,12 @@ def test_int8_exports_without_calibration_clips_are_refused_before_any_work(tmp_
     with pytest.raises(ConfigError, match=r"^onnx-int8, tflite-int8 need calibration clips; give a folder or CSV"):
         export_precisions(tmp_path / "missing.pt", ["onnx-fp32", "onnx-int8", "tflite-int8"], tmp_path / "out", calibration=None)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["latency", "macs-map", "stream"])
+def test_cli_results_folder_that_is_a_file_fails_before_the_run(tmp_path, command):
+    taken = tmp_path / "results"
+    taken.write_text("a file\n")
+    result = CliRunner().invoke(app, ["bench", command, "--results", str(taken)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: File exists: '{taken}' (a file stands where a folder is needed)"

@@ -78,6 +78,7 @@ def latency(
         audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), include_shipped=shipped, window_s=window_s,
         warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
     )
+    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
     with _progress_bar() as progress:
         result = run_latency_benchmark(config, progress=progress)
     _report(result, LATENCY_COLUMNS)
@@ -102,6 +103,7 @@ def macs_map(
         checkpoints=_pairs(checkpoint, "--checkpoint"), include_shipped=shipped, max_clips=max_clips,
         results_dir=str(results), work_dir=str(work_dir or ""),
     )
+    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
     with _progress_bar() as progress:
         result = run_macs_map(config, progress=progress)
     _report(result, MACS_MAP_COLUMNS)
@@ -126,6 +128,7 @@ def stream(
         long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, blocks_s=tuple(block or ()),
         results_dir=str(results),
     )
+    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
     with _progress_bar() as progress:
         result = run_stream_benchmark(config, progress=progress)
     _report(result, STREAM_COLUMNS)
