@@ -123,6 +123,9 @@ def test_parse_pair():
     assert parse_pair("student = runs/s.pth", "--checkpoint") == ("student", "runs/s.pth")
     with pytest.raises(ConfigError, match=r"invalid --checkpoint 'runs/s.pth'; expected NAME=PATH"):
         parse_pair("runs/s.pth", "--checkpoint")
+    result = CliRunner().invoke(app, ["bench", "latency", "--model-file", "runs/s.onnx"])
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        "error: invalid --model-file 'runs/s.onnx'; expected NAME=PATH, e.g. --model-file student=runs/student.int8.onnx")
 
 
 def test_cli_bad_threads_is_one_line_and_exit_1(tmp_path):

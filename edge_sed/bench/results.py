@@ -179,9 +179,9 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -
     return "\n".join(lines)
 
 
-def parse_pair(text: str, option: str) -> tuple[str, str]:
-    """``"NAME=PATH"`` -> ``("NAME", "PATH")``; :class:`ConfigError` naming *option* otherwise."""
+def parse_pair(text: str, option: str, example: str = "student=runs/student.pth") -> tuple[str, str]:
+    """``"NAME=PATH"`` -> ``("NAME", "PATH")``; :class:`ConfigError` naming *option* (and *example*) otherwise."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip() or not value.strip():
-        raise ConfigError(f"invalid {option} {text!r}; expected NAME=PATH, e.g. {option} student=runs/student.pth")
+        raise ConfigError(f"invalid {option} {text!r}; expected NAME=PATH, e.g. {option} {example}")
     return name.strip(), value.strip()

@@ -53,8 +53,8 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def _pairs(items: list[str] | None, option: str) -> tuple[tuple[str, str], ...]:
-    return tuple(parse_pair(item, option) for item in items or ())
+def _pairs(items: list[str] | None, option: str, example: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_pair(item, option, example) for item in items or ())
 
 
 @command("latency", target=bench_app, help="Per-window latency per model x backend x threads, in one run.")
@@ -75,7 +75,7 @@ def latency(
 
     config = LatencyConfig(
         models=_split(models), backends=_split(backends), threads=parse_threads(threads),
-        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file"), include_shipped=shipped, window_s=window_s,
+        audio=str(audio or ""), model_files=_pairs(model_file, "--model-file", "student=runs/student.int8.onnx"), include_shipped=shipped, window_s=window_s,
         warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
     )
     results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
@@ -100,7 +100,7 @@ def macs_map(
 
     config = MacsMapConfig(
         data=str(data or ""), fold=fold, models=_split(models), precisions=_split(precisions),
-        checkpoints=_pairs(checkpoint, "--checkpoint"), include_shipped=shipped, max_clips=max_clips,
+        checkpoints=_pairs(checkpoint, "--checkpoint", "student=runs/student/best.pt"), include_shipped=shipped, max_clips=max_clips,
         results_dir=str(results), work_dir=str(work_dir or ""),
     )
     results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
