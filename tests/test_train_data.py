@@ -112,6 +112,10 @@ def test_hdf5_reader_reads_panns_layout(tmp_path: Path, dog_audio: tuple[np.ndar
     assert table.multi_label and table.targets[1].sum() == 2
     np.testing.assert_allclose(table.load(1, 16000), waveform[1], atol=1.0 / 32767)
     assert len(table.load(0, 8000)) == 16000
+    notes = tmp_path / "notes.h5"
+    notes.write_text("not HDF5\n")
+    with pytest.raises(ConfigError, match=r"is not an HDF5 file; give AudioSet packed as PANNs does"):
+        read_audioset_hdf5(notes)
 
 
 def test_audioset_segment_list_over_a_folder(tmp_path: Path, dog_audio: tuple[np.ndarray, int]) -> None:

@@ -351,6 +351,8 @@ def read_audioset_hdf5(path: str | Path, *, sample_rate: int = AUDIOSET_HDF5_RAT
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"HDF5 file {str(path)!r} does not exist")
+    if not h5py.is_hdf5(path):
+        raise ConfigError(f"{str(path)!r} is not an HDF5 file; give AudioSet packed as PANNs does (audio_name, waveform, target)")
     with h5py.File(path, "r") as h5:
         missing = [name for name in ("audio_name", "waveform", "target") if name not in h5]
         if missing:
