@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -192,6 +193,18 @@ def test_config_file_and_flags_override_the_bundle(tmp_path, test_bundle) -> Non
     assert config.tracker.default.on_threshold == 0.7 and config.tracker.rule("siren").on_threshold == 0.7
     assert (config.tracker.rule("dog").on_threshold, config.tracker.rule("dog").off_threshold) == (0.4, 0.3)
     assert config.tracker.rule("dog").min_duration_s == 1.0
+
+
+def test_a_per_class_table_overrides_only_its_keys_of_the_model_s_rule(tmp_path, test_bundle) -> None:
+    from edge_sed.backends import OnnxBackend
+    from edge_sed.config import ClassRule, TrackerConfig
+
+    tuned = ClassRule(on_threshold=0.1, off_threshold=0.05, median_s=1.5, min_duration_s=1.0)
+    bundle = OnnxBackend(test_bundle).bundle
+    bundle = dataclasses.replace(bundle, tracker=TrackerConfig(bundle.tracker.default, (("siren", tuned),)))
+    toml = tmp_path / "edge-sed.toml"
+    toml.write_text("[tracker.per_class.siren]\nmedian_s = 1.0\n")
+    assert stream_cli.pipeline_config(bundle, config_file=toml).tracker.rule("siren") == dataclasses.replace(tuned, median_s=1.0)
 
 
 def test_portaudio_missing_names_the_package(monkeypatch) -> None:

@@ -113,9 +113,12 @@ def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop
         if strangers:
             raise ConfigError(f"[tracker.per_class.{strangers[0]}] in {str(config_file)!r}: the model has no class "
                               f"{strangers[0]!r}; it knows: {', '.join(bundle.labels)}")
-        merged = {"default": {**tracker.to_dict()["default"], **table(file_tracker.get("default", {}), "tracker.default")},
-                  "per_class": {**tracker.to_dict()["per_class"], **file_classes}}
-        tracker = TrackerConfig.from_dict(merged)
+        model_rules = tracker.to_dict()
+        default = {**model_rules["default"], **table(file_tracker.get("default", {}), "tracker.default")}
+        per_class = dict(model_rules["per_class"])
+        for label, rule in file_classes.items():  # the keys given override the model's rule for the class, or the default
+            per_class[label] = {**per_class.get(label, default), **table(rule, f"tracker.per_class.{label}")}
+        tracker = TrackerConfig.from_dict({"default": default, "per_class": per_class})
     for label, threshold in (parse_threshold(text, bundle.labels) for text in thresholds or ()):
         if label is None:
             tracker = TrackerConfig(_with_on_threshold(tracker.default, threshold),
