@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: The level reported for digital silence.
 SILENCE_DBFS = -120.0
+#: The longest ``--duration`` (about 31 years).
+MAX_DURATION_S = 1e9
 
 #: BLAS threads while the loop runs. It is single-threaded by design, and a BLAS call on a block
 #: of 0.75 s or more (the mel projection, the level's dot product) would wake OpenBLAS's worker
@@ -58,8 +59,8 @@ class PipelineConfig:
     duration_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.duration_s is not None and not 0 < self.duration_s < math.inf:
-            raise ConfigError(f"--duration must be positive seconds, got {self.duration_s!r}")
+        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
+            raise ConfigError(f"--duration must be positive seconds (up to {MAX_DURATION_S:g}), got {self.duration_s!r}")
 
 
 @dataclass(slots=True)
