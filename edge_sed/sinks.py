@@ -22,6 +22,7 @@ neither detection nor the other sinks, until an event reaches none of them
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -299,7 +300,14 @@ def _open_jsonl(target: str | None, *, labels: Sequence[str], file: str | None) 
 
 def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None) -> TsvSink:
     stream, owned = _open_text(target, "tsv")
-    return TsvSink(stream, filename=file, owns_stream=owned)
+    try:
+        return TsvSink(stream, filename=file, owns_stream=owned)  # writes the header now
+    except OSError as exc:
+        if owned:
+            with contextlib.suppress(OSError):  # the header is still in its buffer
+                stream.close()
+        spec = "tsv" if target is None else f"tsv:{target}"
+        raise SinkError(f"cannot write sink {spec!r}: {exc.strerror or exc}") from None
 
 
 # -- the terminal --------------------------------------------------------------------------
@@ -401,6 +409,7 @@ MQTT_DEFAULT_PORT = 1883
 MQTT_DEFAULT_TOPIC = "edge-sed/{label}/{kind}"
 MQTT_PLACEHOLDERS = ("label", "kind")
 MQTT_OPTIONS = ("qos", "spool", "client_id")
+MQTT_MAX_CLIENT_ID = 65535
 _TOPIC_FORBIDDEN = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
 
@@ -429,6 +438,8 @@ class MqttSettings:
             raise SinkError(f"MQTT port must be in 1..65535, got {self.port!r}")
         if self.qos not in (0, 1, 2):
             raise SinkError(f"MQTT qos must be 0, 1 or 2, got {self.qos!r}")
+        if len(self.client_id.encode()) > MQTT_MAX_CLIENT_ID:  # an MQTT string's length field is 16 bits
+            raise SinkError(f"MQTT client_id must be at most {MQTT_MAX_CLIENT_ID} bytes, got {len(self.client_id.encode())}")
         try:
             fields = {name for _, name, _, _ in string.Formatter().parse(self.topic) if name is not None}
         except ValueError as exc:
@@ -568,6 +579,7 @@ class MqttSink:
         self.settings = settings
         self.ack_timeout_s = ack_timeout_s
         self.disconnects = 0
+        self._closing = False
         self._mqtt = mqtt
         self._spool = _Spool(settings.spool_dir)
         self._lock = threading.Lock()
@@ -608,6 +620,7 @@ class MqttSink:
             if not waiting and not self._spool.pending():
                 break
             time.sleep(0.02)
+        self._closing = True  # the disconnect below is ours, not a lost broker
         self._client.disconnect()
         self._client.loop_stop()
         left = len(self._spool.pending())
@@ -656,7 +669,7 @@ class MqttSink:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.disconnects += 1
-        if self.disconnects == 1:
+        if self.disconnects == 1 and not self._closing:
             logger.warning("lost the MQTT broker %s:%d (%s); events are spooled and resent on reconnect",
                            self.settings.host, self.settings.port, reason_code)
 

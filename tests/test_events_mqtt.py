@@ -4,6 +4,7 @@ in mid-stream with no event lost, and a spool handed on to the next run."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import threading
@@ -141,13 +142,15 @@ def _sink(port: int, spool: Path, ack_timeout_s: float = 5.0) -> MqttSink:
     return MqttSink(settings, ack_timeout_s=ack_timeout_s, reconnect_max_s=0.3)
 
 
-def test_every_event_arrives_with_its_topic_and_payload(broker: Broker, subscriber: Subscriber, tmp_path: Path) -> None:
+def test_every_event_arrives_with_its_topic_and_payload(broker: Broker, subscriber: Subscriber, tmp_path: Path, caplog) -> None:
     spool = tmp_path / "spool"
     onset = Event("Dog", 0.5, None, 0.625, onset_wall="2026-11-23T12:00:00.500000+00:00")
     events = [onset, *_events(1, 3)]
-    with open_sinks([f"mqtt://127.0.0.1:{broker.port}/test/{{kind}}/{{label}}?qos=1&spool={spool}"], labels=["Dog"]) as sinks:
-        for event in events:
-            sinks.emit(event)
+    with caplog.at_level(logging.WARNING, logger="edge_sed.sinks"):
+        with open_sinks([f"mqtt://127.0.0.1:{broker.port}/test/{{kind}}/{{label}}?qos=1&spool={spool}"], labels=["Dog"]) as sinks:
+            for event in events:
+                sinks.emit(event)
+    assert caplog.records == []  # closing is not losing the broker
     assert sinks.failures == {f"mqtt://127.0.0.1:{broker.port}/test/{{kind}}/{{label}}?qos=1&spool={spool}": 0}
     assert list(spool.iterdir()) == []
     _wait_for(lambda: len(subscriber.received()) >= 4, "4 messages")

@@ -178,6 +178,8 @@ VALID_FORMS = (
         ("mqtt://h/{lable}", "bad MQTT topic template '{lable}': it must be non-empty, without '+' or '#', "
                              "and its only placeholders are {label} and {kind}"),
         ("mqtt://h/a/#", "bad MQTT sink 'mqtt://h/a/#': '#' is a subscription wildcard, not a topic to publish to"),
+        ("mqtt://h/a?client_id=" + "x" * 65536, "MQTT client_id must be at most 65535 bytes, got 65536"),
+        ("tsv:/dev/full", "cannot write sink 'tsv:/dev/full': No space left on device"),
     ],
 )
 def test_bad_specs_give_one_line(spec: str, message: str) -> None:
