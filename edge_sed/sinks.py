@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import errno
 import json
 import logging
 import os
@@ -156,22 +157,19 @@ class SinkSet:
 
     def emit(self, event: Event) -> None:
         """Hand *event* to every sink; :class:`~edge_sed.errors.AllSinksFailed`, once, if none took it."""
-        failed = self._each("emit", event)
-        if self.sinks and len(failed) == len(self.sinks) and not self.stopped:
-            self.stopped = True
-            raise AllSinksFailed(failed)
-        self._warn(failed)
+        self._settle(self._each("emit", event))
 
     def update(self, status: StreamStatus) -> None:
-        """Hand a status snapshot to every sink (with a ``sink failures`` counter once one failed)."""
+        """Hand a status snapshot to every sink (with a ``sink failures`` counter once one failed);
+        :class:`~edge_sed.errors.AllSinksFailed`, once, if every sink failed to take it."""
         failed = sum(self.failures.values())
         if failed:
             status = dataclasses.replace(status, counters={**status.counters, "sink failures": failed})
-        self._warn(self._each("update", status))
+        self._settle(self._each("update", status))
 
     def close(self) -> None:
-        """Close every sink, whatever the others do."""
-        self._warn(self._each("close"))
+        """Close every sink, whatever the others do; :class:`~edge_sed.errors.AllSinksFailed` as for :meth:`emit`."""
+        self._settle(self._each("close"))
 
     def __enter__(self) -> SinkSet:
         return self
@@ -189,6 +187,13 @@ class SinkSet:
                 self.failures[name] += 1
                 failed[name] = exc
         return failed
+
+    def _settle(self, failed: dict[str, Exception]) -> None:
+        """Stop the set if every sink failed this call (the first time), else warn of new failures."""
+        if self.sinks and len(failed) == len(self.sinks) and not self.stopped:
+            self.stopped = True
+            raise AllSinksFailed(failed)
+        self._warn(failed)
 
     def _warn(self, failed: dict[str, Exception]) -> None:
         """Log each sink's first failure (none once the set has stopped: its error says why)."""
@@ -328,8 +333,12 @@ class TerminalSink:
         from rich.console import Console
         from rich.live import Live
 
+        class _PipeConsole(Console):
+            def on_broken_pipe(self) -> None:  # rich would exit(1); the sink set decides instead
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
         self.labels = tuple(labels)
-        self.console = console if console is not None else Console()
+        self.console = console if console is not None else _PipeConsole()
         self.top_classes = top_classes
         self.min_redraw_s = min_redraw_s
         self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)

@@ -294,6 +294,16 @@ def test_a_reader_that_goes_away_ends_detect_quietly(scene, test_bundle) -> None
     assert first["label"] == "siren" and stderr == ""
 
 
+def test_a_terminal_view_whose_reader_went_away_ends_quietly(test_bundle) -> None:
+    """``edge-sed listen | head``: rich would exit 1 on the broken pipe; the view's sink set ends the run with 141."""
+    args = [sys.executable, "-m", "edge_sed", "listen", "--demo", "--duration", "2", "--block", "1", "--model", str(test_bundle)]
+    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as listen:
+        listen.stdout.close()  # the reader is gone before the view is drawn
+        stderr = listen.stderr.read().decode()
+        assert listen.wait(timeout=120) == stream_cli.READER_GONE_EXIT, stderr
+    assert stderr == ""
+
+
 def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -> None:
     short = write_scene(tmp_path / "short.wav", [("crying_baby", 0.2, 1.3)], 2.0)
     started = time.monotonic()
