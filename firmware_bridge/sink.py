@@ -4,13 +4,13 @@
 ``tcp://``) ends here. An event becomes an EVENT frame (an onset when it is
 confirmed, an offset when it ends); each pipeline status becomes a SCORES frame
 (unless the URL says ``scores=0``) and, once a second of stream time, a
-HEARTBEAT. A link that fails mid-run is logged once and counted; the sink then
-drops what it cannot send and never raises into the pipeline.
+HEARTBEAT. A link that fails mid-run stays down: every frame from then on is
+dropped and counted, and each call raises the link's error, so that the sink set
+counts the failures, logs the first and keeps the other sinks going.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import functools
 from collections.abc import Sequence
@@ -30,8 +30,6 @@ from firmware_bridge.protocol import (
 from firmware_bridge.transports import Transport, open_transport, parse_url
 
 __all__ = ["BridgeSink", "HEARTBEAT_INTERVAL_S", "SINK_FORMS", "register_bridge_sinks"]
-
-log = logging.getLogger(__name__)
 
 #: The sink spec forms, by scheme (shown by ``edge-sed listen --sink`` errors).
 SINK_FORMS = {
@@ -75,7 +73,7 @@ class BridgeSink:
         self._next_heartbeat_s = 0.0
         self.sent = 0
         self.dropped = 0
-        self.failed = False
+        self.error: OSError | None = None
 
     def emit(self, event: Event) -> None:
         """Send an onset (event still open) or an offset (event complete)."""
@@ -108,17 +106,21 @@ class BridgeSink:
         """Frames sent and frames dropped because the link failed."""
         return {"sent": self.sent, "dropped": self.dropped}
 
+    @property
+    def failed(self) -> bool:
+        """Whether the link has failed (it stays down)."""
+        return self.error is not None
+
     def _send(self, message: Message) -> None:
-        if self.failed:
+        if self.error is not None:
             self.dropped += 1
-            return
+            raise OSError(f"the link has been down since: {self.error}")
         try:
             self._transport.write(self._encoder.encode(message))
         except OSError as exc:  # serial.SerialException and socket errors
-            self.failed = True
+            self.error = exc
             self.dropped += 1
-            log.warning("bridge sink %s failed (%s); further frames are dropped", self.url, exc)
-            return
+            raise
         self.sent += 1
 
 

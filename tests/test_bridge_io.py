@@ -13,6 +13,7 @@ import pytest
 from edge_sed.audio import resample
 from edge_sed.errors import AudioInputError, ConfigError, MissingDependencyError, SinkError
 from edge_sed.events import Event, StreamStatus
+from edge_sed.sinks import open_sinks
 from firmware_bridge.protocol import (
     CLASS_UNKNOWN,
     EventKind,
@@ -129,16 +130,19 @@ def test_sink_without_scores_and_labels_learnt_from_the_first_status_over_tcp():
     assert received[1] == EventMessage(EventKind.ONSET, 2, 65535, 500)
 
 
-def test_sink_counts_a_dead_link_and_never_raises():
+def test_a_dead_link_stays_down_counts_what_it_drops_and_tells_its_sink_set():
     with socket.create_server(("127.0.0.1", 0)) as server:
-        sink = BridgeSink(f"tcp://127.0.0.1:{server.getsockname()[1]}", labels=LABELS)
+        spec = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        sinks = open_sinks([spec, "jsonl:/dev/null"], labels=LABELS)
+        (_, sink), _ = sinks.sinks
         mcu, _ = server.accept()
         mcu.close()
         for i in range(50):
-            sink.emit(Event("dog", onset=float(i), offset=None, confidence=0.5))
+            sinks.emit(Event("dog", onset=float(i), offset=None, confidence=0.5))
     assert sink.failed
     assert sink.counters["sent"] + sink.counters["dropped"] == 50 and sink.counters["dropped"] >= 1
-    sink.close()
+    assert sinks.failures == {spec: sink.counters["dropped"], "jsonl:/dev/null": 0}  # the run then exits 1
+    sinks.close()
 
 
 # ---- source ---------------------------------------------------------------
