@@ -113,6 +113,7 @@ class _Conditioner:
             mono = np.zeros_like(mono)
         if mono.size and np.abs(frames).max() >= CLIP_LEVEL:
             self.counters["clipped_blocks"] += 1
+            mono = np.clip(mono, -1.0, 1.0)  # float audio past full scale is cut there, as a converter would (1e30 overflowed the front end)
         if self._stream is None:
             return mono
         return self._stream.resample_chunk(mono, last=last)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -72,6 +74,13 @@ def test_clipping_is_counted_not_refused(tmp_path, test_bundle) -> None:
     result = _invoke("detect", str(loud), "--model", str(test_bundle))
     assert result.exit_code == 0
     assert "; clipped blocks " in result.stderr and "siren" in result.stdout
+    beyond = tmp_path / "beyond.wav"  # float audio far past full scale is cut at it: no overflow, no NaN scores
+    sf.write(beyond, 1e30 * sf.read(loud, dtype="float32")[0], 16000, subtype="FLOAT")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = _invoke("detect", str(beyond), "--model", str(test_bundle))
+    assert again.exit_code == 0 and [w.message for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    assert all(math.isfinite(event["confidence"]) for event in _events(again.stdout))
 
 
 def _write_nonfinite(path: Path) -> Path:
