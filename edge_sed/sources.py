@@ -60,6 +60,8 @@ FIRST_BLOCK_TIMEOUT_S = 10.0
 MAX_BLOCK_S = MIC_BUFFER_S / 2
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
 PCM_SAMPLE_BYTES = 2
+#: The input rates taken (Hz): below 1 kHz no sound event survives; 768 kHz is the fastest audio interfaces.
+MIN_RATE, MAX_RATE = 1000, 768000
 
 
 class Source(Protocol):
@@ -344,6 +346,9 @@ class FileSource:
         self.name = self.file = str(self.path)
         self.sample_rate = sample_rate
         self.file_rate = self._handle.samplerate
+        if not MIN_RATE <= self.file_rate <= MAX_RATE:
+            self._handle.close()
+            raise AudioInputError(f"{self.name!r} is sampled at {self.file_rate} Hz; audio between {MIN_RATE} and {MAX_RATE} Hz is taken")
         self.paced = realtime
         self.block_frames = block_frames if block_s is None else max(1, round(block_s * self.file_rate))
         self.counters: Counter[str] = Counter()
@@ -390,8 +395,9 @@ class StdinSource:
 
     def __init__(self, sample_rate: int, *, rate: int, channels: int = 1, stream: BinaryIO | None = None,
                  block_frames: int = BLOCK_FRAMES) -> None:
-        if rate <= 0 or channels <= 0:
-            raise ConfigError(f"raw PCM needs a positive --rate and --channels, got {rate!r}, {channels!r}")
+        if not MIN_RATE <= rate <= MAX_RATE or channels <= 0:
+            raise ConfigError(f"raw PCM needs --rate between {MIN_RATE} and {MAX_RATE} Hz and a positive --channels, "
+                              f"got {rate!r}, {channels!r}")
         if stream is None:
             import sys
 
@@ -412,16 +418,16 @@ class StdinSource:
             if total == 0:
                 raise AudioInputError("stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it")
             whole = len(data) - len(data) % frame_bytes
+            pcm = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, self.channels)
+            block = self._conditioner(pcm.astype(np.float32) / INT16_FULL_SCALE, last=len(data) < self.block_bytes)
+            if block.size:
+                yield block  # the whole frames, even before stray bytes
             if len(data) < self.block_bytes and whole != len(data):
                 raise AudioInputError(
                     f"stdin ended with {len(data) - whole} stray byte(s) after {total - len(data) + whole} bytes; "
                     f"raw PCM must be 16-bit little-endian with {self.channels} channel(s) "
                     f"({frame_bytes} bytes per frame)"
                 )
-            pcm = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, self.channels)
-            block = self._conditioner(pcm.astype(np.float32) / INT16_FULL_SCALE, last=len(data) < self.block_bytes)
-            if block.size:
-                yield block
             if len(data) < self.block_bytes:
                 return
 

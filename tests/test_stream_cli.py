@@ -120,11 +120,28 @@ def test_raw_pcm_that_never_comes(test_bundle) -> None:
     assert _error(result) == "error: stdin ended before any audio arrived; pipe raw 16-bit little-endian PCM into it"
 
 
-def test_raw_pcm_with_a_stray_byte(test_bundle) -> None:
+def test_raw_pcm_with_a_stray_byte(scene, test_bundle) -> None:
     result = _invoke("detect", "-", "--rate", "16000", "--channels", "2", "--model", str(test_bundle), input=b"\x01" * 4003)
     assert result.exit_code == 1
     assert _error(result) == ("error: stdin ended with 3 stray byte(s) after 4000 bytes; raw PCM must be "
                               "16-bit little-endian with 2 channel(s) (4 bytes per frame)")
+    pcm = np.round(sf.read(scene)[0][: 7 * 16000] * 32767).astype("<i2").tobytes()  # ends while the dog barks
+    whole = _invoke("detect", "-", "--rate", "16000", "--model", str(test_bundle), input=pcm)
+    stray = _invoke("detect", "-", "--rate", "16000", "--model", str(test_bundle), input=pcm + b"x")
+    assert stray.exit_code == 1 and "stray byte" in stray.stderr
+    ends = [[e["offset"] for e in _events(run.stdout) if e["kind"] == "event"] for run in (whole, stray)]
+    assert len(ends[0]) == 2 and ends[1] == ends[0]  # the samples before the stray byte all count
+
+
+@pytest.mark.parametrize("rate", [100, 1_000_000])
+def test_rates_outside_audio_are_refused(tmp_path, test_bundle, rate) -> None:
+    result = _invoke("detect", "-", "--rate", str(rate), "--model", str(test_bundle), input=b"\x00" * 64)
+    assert _error(result) == ("error: raw PCM needs --rate between 1000 and 768000 Hz and a positive --channels, "
+                              f"got {rate}, 1")
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, np.zeros(rate // 10 or 1, dtype=np.float32), rate)
+    result = _invoke("detect", str(odd), "--model", str(test_bundle))
+    assert _error(result) == f"error: '{odd}' is sampled at {rate} Hz; audio between 1000 and 768000 Hz is taken"
 
 
 @pytest.mark.parametrize("args, message", [
