@@ -20,6 +20,7 @@ import soxr
 
 from edge_sed.audio import INT16_FULL_SCALE, RESAMPLE_QUALITY
 from edge_sed.errors import AudioInputError
+from edge_sed.sources import MAX_RATE, MIN_RATE
 from firmware_bridge.protocol import FrameDecoder, PcmMessage
 from firmware_bridge.transports import Transport, open_transport, parse_url
 
@@ -39,6 +40,7 @@ class PcmCounters:
     pcm_missing_samples: int = 0
     pcm_late_frames: int = 0
     pcm_restarts: int = 0
+    pcm_bad_rate_frames: int = 0
 
 
 class PcmAssembler:
@@ -162,7 +164,9 @@ class BridgeSource:
                 continue
             last_data = time.monotonic()
             for message in self._decoder.feed(data):
-                if isinstance(message, PcmMessage):
+                if isinstance(message, PcmMessage) and not MIN_RATE <= message.sample_rate <= MAX_RATE:
+                    self._assembler.counters.pcm_bad_rate_frames += 1  # a firmware bug, not audio: dropped
+                elif isinstance(message, PcmMessage):
                     block = self._to_model_rate(self._assembler.push(message), message.sample_rate)
                     if block.size:
                         yield block

@@ -217,6 +217,21 @@ def test_source_over_udp_stops_after_idle_timeout(dog_audio):
     assert source.counters["pcm_frames"] == len(frames)
 
 
+def test_source_drops_frames_at_a_rate_no_audio_has(dog_audio):
+    samples, rate = dog_audio
+    good = _pcm_frames(samples[:rate], rate)
+    bad = [PcmMessage.from_samples(1, 0, good[0].samples()), PcmMessage.from_samples(4_000_000_000, 0, good[0].samples())]
+    port = _free_port(socket.SOCK_DGRAM)
+    source = BridgeSource(f"udp://127.0.0.1:{port}", sample_rate=rate, idle_timeout_s=0.3)
+    encoder = FrameEncoder()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mcu:
+        for frame in [*bad, *good]:
+            mcu.sendto(encoder.encode(frame), ("127.0.0.1", port))
+    audio = np.concatenate(list(source))
+    source.close()
+    assert len(audio) == rate and source.counters["pcm_bad_rate_frames"] == 2
+
+
 def test_source_on_a_busy_udp_port_is_an_audio_input_error():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
