@@ -228,6 +228,8 @@ class MicSource:
 
     def __init__(self, sample_rate: int, device: int | str | None = None, *, device_rate: int | None = None,
                  block_s: float = MIC_BLOCK_S, buffer_s: float = MIC_BUFFER_S) -> None:
+        if device_rate is not None and not MIN_RATE <= device_rate <= MAX_RATE:
+            raise ConfigError(f"--device-rate must be between {MIN_RATE} and {MAX_RATE} Hz, got {device_rate!r}")
         self._sd = import_sounddevice()
         self.device = _find_device(device, list_input_devices())
         self.sample_rate = sample_rate

@@ -63,7 +63,7 @@ class BridgeSink:
     """
 
     def __init__(self, url: str, labels: Sequence[str] | None = None, *, transport: Transport | None = None) -> None:
-        target = parse_url(url, error=SinkError)
+        target = parse_url(url, error=SinkError, options=("scores",))
         self.url = url
         self.send_scores = target.option("scores", "1") not in ("0", "false", "no")
         self._encoder = FrameEncoder()  # before the link: a missing [serial] extra fails here, with nothing open

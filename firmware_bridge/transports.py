@@ -60,13 +60,17 @@ class TransportUrl:
         return dict(self.options).get(name, default)
 
 
-def parse_url(url: str, *, error: type[EdgeSedError] = ConfigError) -> TransportUrl:
-    """Parse a ``serial://``, ``udp://`` or ``tcp://`` URL; *error* (one line) names the forms."""
+def parse_url(url: str, *, error: type[EdgeSedError] = ConfigError, options: tuple[str, ...] = ()) -> TransportUrl:
+    """Parse a ``serial://``, ``udp://`` or ``tcp://`` URL taking ``baud`` and the query *options*;
+    *error* (one line) names the forms."""
     forms = "serial:///dev/ttyUSB0?baud=115200, udp://host:port, tcp://host:port"
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise error(f"unknown bridge URL scheme in {url!r}; use one of: {forms}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = sorted(set(query) - {"baud", *options})
+    if unknown:
+        raise error(f"unknown option {unknown[0]!r} in {url!r}; valid options: {', '.join(('baud', *options))}")
     baud_text = query.pop("baud", str(DEFAULT_BAUD))
     if not baud_text.isdigit() or int(baud_text) <= 0:
         raise error(f"baud must be a positive integer in {url!r}, got {baud_text!r}")

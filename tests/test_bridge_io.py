@@ -47,7 +47,7 @@ def _pcm_frames(samples: np.ndarray, rate: int) -> list[PcmMessage]:
 
 
 def test_urls_parse_into_their_parts():
-    assert parse_url("serial:///dev/ttyUSB0?baud=921600&scores=0") == TransportUrl(
+    assert parse_url("serial:///dev/ttyUSB0?baud=921600&scores=0", options=("scores",)) == TransportUrl(
         "serial", path="/dev/ttyUSB0", baud=921600, options=(("scores", "0"),)
     )
     assert parse_url("udp://127.0.0.1:5005") == TransportUrl("udp", host="127.0.0.1", port=5005)
@@ -62,6 +62,7 @@ def test_urls_parse_into_their_parts():
         ("serial:///dev/ttyUSB0?baud=fast", "baud must be a positive integer in 'serial:///dev/ttyUSB0?baud=fast', got 'fast'"),
         ("tcp://host", "tcp URL 'tcp://host' needs a host and a port, e.g. tcp://127.0.0.1:5005"),
         ("udp://host:port", "udp URL 'udp://host:port' needs a host and a port"),
+        ("udp://127.0.0.1:9?scores=0", "unknown option 'scores' in 'udp://127.0.0.1:9?scores=0'; valid options: baud"),
     ],
 )
 def test_bad_urls_are_one_line_config_errors(url, message):

@@ -153,6 +153,7 @@ def test_rates_outside_audio_are_refused(tmp_path, test_bundle, rate) -> None:
     (["x.wav", "--threshold", "=0.5"], "error: --threshold '=0.5' has no label before '='; give LABEL=NUMBER"),
     (["x.wav", "--hop", "0.05"], "error: hop_s must be between 0.1 s and the window (1 s), got 0.05"),
     (["-", "-", "--rate", "16000"], "error: '-' (raw PCM on stdin) is given more than once; stdin can be read only once"),
+    (["x.wav", "--rate", "16000"], "error: --rate and --channels describe raw PCM on stdin ('-'); audio files carry their own"),
     ([], "error: no input: give audio FILEs, '-' for raw PCM on stdin, or --demo"),
 ])
 def test_bad_options_get_one_line(test_bundle, args, message) -> None:
@@ -172,6 +173,18 @@ def test_listen_block_out_of_range_is_one_line(test_bundle, block) -> None:
     result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", block)
     assert result.exit_code == 1
     assert _error(result) == f"error: --block must be between the hop (0.25 s) and 2 s, got {block}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--demo", "--source", "tcp://127.0.0.1:9"], "--demo and --source both name the input; give one of --device, --source, --demo"),
+    (["--demo", "--device", "0"], "--demo and --device both name the input; give one of --device, --source, --demo"),
+    (["--demo", "--device-rate", "48000"], "--device-rate applies to a microphone, not to --demo"),
+    (["--device-rate", "0"], "--device-rate must be between 1000 and 768000 Hz, got 0"),
+])
+def test_listen_takes_one_input(test_bundle, args, message) -> None:
+    result = _invoke("listen", *args, "--model", str(test_bundle))
+    assert result.exit_code == 1
+    assert _error(result) == f"error: {message}"
 
 
 @pytest.mark.parametrize("duration", ["0", "nan", "inf", "1e308"])

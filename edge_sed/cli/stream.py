@@ -173,6 +173,11 @@ def listen(
     block: BlockOpt = None,
 ) -> None:
     """Microphone (or the demo recording, paced in real time) -> events."""
+    inputs = [option for option, given in (("--demo", demo), ("--source", source_url), ("--device", device)) if given]
+    if len(inputs) > 1:
+        raise ConfigError(f"{inputs[0]} and {inputs[1]} both name the input; give one of --device, --source, --demo")
+    if device_rate is not None and (inputs or ["--device"])[0] != "--device":
+        raise ConfigError(f"--device-rate applies to a microphone, not to {inputs[0]}")
     backend = load_backend(model or default_model_path())
     settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold, duration_s=duration)
     block_s = wake_block_s(settings.stream.hop_s, block)
@@ -217,6 +222,8 @@ def detect(
         raise ConfigError("no input: give audio FILEs, '-' for raw PCM on stdin, or --demo")
     if names.count(_STDIN_NAME) > 1:
         raise ConfigError("'-' (raw PCM on stdin) is given more than once; stdin can be read only once")
+    if (rate is not None or channels != 1) and _STDIN_NAME not in names:
+        raise ConfigError("--rate and --channels describe raw PCM on stdin ('-'); audio files carry their own")
     backend = load_backend(model or default_model_path())
     settings = pipeline_config(backend.bundle, config_file=config, hop_s=hop, thresholds=threshold)
     model_rate = backend.bundle.frontend.sample_rate
