@@ -33,11 +33,8 @@ class Event:
         return "onset" if self.offset is None else "event"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``kind`` included, ``file`` only when set)."""
-        data = {"kind": self.kind, **asdict(self)}
-        if self.file is None:
-            del data["file"]
-        return data
+        """A JSON-ready dict, ``kind`` included: the same keys for every event (``file`` is null for live input)."""
+        return {"kind": self.kind, **asdict(self)}
 
 
 @dataclass(frozen=True, slots=True)

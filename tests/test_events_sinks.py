@@ -46,9 +46,9 @@ def test_jsonl_file_holds_one_object_per_event(tmp_path: Path) -> None:
         assert len(path.read_text().splitlines()) == 3  # flushed per line, before close
     assert path.read_text() == (
         '{"kind": "onset", "label": "Dog", "onset": 1.25, "offset": null, "confidence": 0.8125, '
-        '"onset_wall": "2026-11-23T12:00:01.250000+00:00", "offset_wall": null}\n'
+        '"onset_wall": "2026-11-23T12:00:01.250000+00:00", "offset_wall": null, "file": null}\n'
         '{"kind": "event", "label": "Dog", "onset": 1.25, "offset": 3.5, "confidence": 0.875, '
-        '"onset_wall": "2026-11-23T12:00:01.250000+00:00", "offset_wall": "2026-11-23T12:00:03.500000+00:00"}\n'
+        '"onset_wall": "2026-11-23T12:00:01.250000+00:00", "offset_wall": "2026-11-23T12:00:03.500000+00:00", "file": null}\n'
         '{"kind": "event", "label": "Siren", "onset": 2.0, "offset": 6.125, "confidence": 0.5, '
         '"onset_wall": null, "offset_wall": null, "file": "street.flac"}\n'
     )

@@ -116,10 +116,10 @@ def test_unknown_or_ambiguous_device_lists_the_inputs(pulse, test_bundle, device
 
 
 def test_a_rate_the_device_refuses_is_one_line(pulse, test_bundle) -> None:
-    listen = _edge_sed("listen", "--device", "pulse", "--device-rate", "8000000", "--model", str(test_bundle))
+    listen = _edge_sed("listen", "--device", "pulse", "--device-rate", "700000", "--model", str(test_bundle))
     _, stderr = listen.communicate(timeout=60)
     assert listen.returncode == 1
-    assert stderr.startswith("error: cannot open input device [0] pulse at 8000000 Hz: ") and stderr.count("\n") == 1
+    assert stderr.startswith("error: cannot open input device [0] pulse at 700000 Hz: ") and stderr.count("\n") == 1
 
 
 def test_listen_stops_after_duration(pulse, test_bundle, tmp_path) -> None:
