@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -30,3 +32,12 @@ def test_errors_become_one_line_and_exit_1(capsys, exc, line) -> None:
         _failing(exc)()
     assert stopped.value.exit_code == 1
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_an_option_value_of_the_wrong_type_is_one_line_exit_2() -> None:
+    """click's own usage errors, raised before any edge-sed code runs, through the console script's main()."""
+    result = subprocess.run([sys.executable, "-m", "edge_sed", "detect", "x.wav", "--hop", "abc"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: Invalid value for '--hop': ") and line.endswith("(see 'edge-sed detect --help')")
