@@ -52,7 +52,8 @@ class PcmAssembler:
     ``pcm_gaps`` and ``pcm_missing_samples``); a frame that repeats samples already
     delivered loses them (``pcm_late_frames``); a larger jump or a new sample
     rate starts over without filling (``pcm_restarts``, e.g. after a firmware
-    reset).
+    reset). :meth:`takes` turns away frames at a rate no audio has
+    (``pcm_bad_rate_frames``).
     """
 
     def __init__(self, max_gap_s: float = 1.0) -> None:
@@ -64,6 +65,13 @@ class PcmAssembler:
         self.counters = PcmCounters()
         self.sample_rate: int | None = None
         self._expected: int | None = None
+
+    def takes(self, frame: PcmMessage) -> bool:
+        """Whether *frame*'s rate is an audio rate; a frame that is not (a firmware bug) is counted and to be dropped."""
+        if MIN_RATE <= frame.sample_rate <= MAX_RATE:
+            return True
+        self.counters.pcm_bad_rate_frames += 1
+        return False
 
     def push(self, frame: PcmMessage) -> np.ndarray:
         samples = frame.samples().astype(np.float32) / INT16_FULL_SCALE
@@ -164,9 +172,7 @@ class BridgeSource:
                 continue
             last_data = time.monotonic()
             for message in self._decoder.feed(data):
-                if isinstance(message, PcmMessage) and not MIN_RATE <= message.sample_rate <= MAX_RATE:
-                    self._assembler.counters.pcm_bad_rate_frames += 1  # a firmware bug, not audio: dropped
-                elif isinstance(message, PcmMessage):
+                if isinstance(message, PcmMessage) and self._assembler.takes(message):
                     block = self._to_model_rate(self._assembler.push(message), message.sample_rate)
                     if block.size:
                         yield block
