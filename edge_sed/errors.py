@@ -38,7 +38,8 @@ class ModelError(EdgeSedError):
 
 
 class SinkError(EdgeSedError):
-    """A sink that cannot be opened (a sink that dies mid-run is counted, not raised)."""
+    """A sink that cannot be opened, or a run whose sinks failed (one that dies mid-run is
+    counted, not raised, until none is left: :class:`AllSinksFailed`)."""
 
 
 class AllSinksFailed(SinkError):

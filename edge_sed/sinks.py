@@ -16,8 +16,9 @@ More schemes plug in with :func:`register_sink_scheme` (``serial://`` from
 ``firmware_bridge``). :func:`open_sinks` opens a :class:`SinkSet`, which fans
 every event and status out to all sinks and isolates their failures: a sink
 that raises is counted in :attr:`SinkSet.failures`, logged once, and stops
-neither detection nor the other sinks, until an event reaches none of them
-(:class:`~edge_sed.errors.AllSinksFailed`). At most one sink writes to stdout.
+neither detection nor the other sinks, until a call (an event, a status, the
+closing flush) reaches none of them (:class:`~edge_sed.errors.AllSinksFailed`).
+At most one sink writes to stdout.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def parse_sink_spec(text: str) -> SinkSpec:
 class SinkSet:
     """Several sinks as one: every call reaches every sink, and a failing sink is
     counted (:attr:`failures`, by spec) and logged once instead of raising,
-    until an event reaches none of them (:attr:`stopped`)."""
+    until a call reaches none of them (:attr:`stopped`)."""
 
     def __init__(self, sinks: Sequence[tuple[str, Sink]]) -> None:
         self.sinks = list(sinks)
