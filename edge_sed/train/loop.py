@@ -225,15 +225,16 @@ class _Distributed:
         return self.rank == 0
 
 
-def _wants_cuda(device: str, *, where: str = "device") -> bool:
-    """Whether *device* runs on CUDA; :class:`ConfigError` if it asks for CUDA that torch does not see."""
+def _torch_device(device: str, *, where: str = "device") -> str:
+    """The torch device *device* names in one process ('auto': CUDA when present);
+    :class:`ConfigError` if it asks for CUDA that torch does not see."""
     import torch
 
     _check_device(device, where=where)
     cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise ConfigError(f"{where} {device!r} asks for CUDA, but torch sees no GPU; use 'cpu'")
-    return cuda
+    return ("cuda" if device == "auto" else device) if cuda else "cpu"
 
 
 def _start_distributed(device: str) -> _Distributed:
@@ -242,9 +243,10 @@ def _start_distributed(device: str) -> _Distributed:
     import torch.distributed as dist
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = _wants_cuda(device, where="[train] device")
+    single = _torch_device(device, where="[train] device")
     if world_size == 1:
-        return _Distributed(0, 1, ("cuda" if device == "auto" else device) if cuda else "cpu")
+        return _Distributed(0, 1, single)
+    cuda = single != "cpu"
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -411,7 +413,7 @@ def evaluate_checkpoint(
     """
     from edge_sed.models.checkpoint import load_checkpoint
 
-    device = ("cuda" if device == "auto" else device) if _wants_cuda(device, where="--device") else "cpu"
+    device = _torch_device(device, where="--device")
     loaded = load_checkpoint(checkpoint)
     table = read_dataset(data)
     shared = tuple(label for label in table.labels if label in loaded.labels)
