@@ -82,11 +82,12 @@ def _clips_from_csv(path: Path, fold: int | None) -> list[Clip]:
     columns = set(rows[0]) if rows else set()
     if "filename" not in columns:
         raise ConfigError(f"{str(path)!r} has no 'filename' column (columns: {', '.join(sorted(columns)) or 'none'})")
-    if fold is not None and "fold" not in columns:
-        raise ConfigError(f"fold={fold!r} given but {str(path)!r} has no 'fold' column")
-    folds = sorted({int(row["fold"]) for row in rows}) if fold is not None else []
-    if fold is not None and fold not in folds:
-        raise ConfigError(f"{str(path)!r} has no clips in fold {fold}; its folds: {', '.join(map(str, folds))}")
+    if fold is not None:
+        if "fold" not in columns:
+            raise ConfigError(f"fold={fold!r} given but {str(path)!r} has no 'fold' column")
+        folds = sorted({int(row["fold"]) for row in rows})
+        if fold not in folds:
+            raise ConfigError(f"{str(path)!r} has no clips in fold {fold}; its folds: {', '.join(map(str, folds))}")
     label_column = next((name for name in ("label", "category") if name in columns), None)
     return sorted(
         (
