@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Iterator, Optional, Sequence
+from typing import Annotated, Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,10 +78,7 @@ def latency(
         audio=str(audio or ""), model_files=_pairs(model_file, "--model-file", "student=runs/student.int8.onnx"), include_shipped=shipped, window_s=window_s,
         warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
     )
-    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
-    with _progress_bar() as progress:
-        result = run_latency_benchmark(config, progress=progress)
-    _report(result, LATENCY_COLUMNS)
+    _measure(run_latency_benchmark, config, LATENCY_COLUMNS, results)
 
 
 @command("macs-map", target=bench_app, help="Params, MACs, PANNs multiply-adds, mAP and accuracy per model and precision; PNG plot. Cost rows for --models (default: the whole zoo); mAP for --checkpoint and the shipped model.")
@@ -103,10 +100,7 @@ def macs_map(
         checkpoints=_pairs(checkpoint, "--checkpoint", "student=runs/student/best.pt"), include_shipped=shipped, max_clips=max_clips,
         results_dir=str(results), work_dir=str(work_dir or ""),
     )
-    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
-    with _progress_bar() as progress:
-        result = run_macs_map(config, progress=progress)
-    _report(result, MACS_MAP_COLUMNS)
+    _measure(run_macs_map, config, MACS_MAP_COLUMNS, results)
 
 
 @command("stream", target=bench_app, help="Share of one core and memory of the listen pipeline at hops 250/500 ms, with and without its terminal view; onset-to-event latency.")
@@ -128,10 +122,15 @@ def stream(
         long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, blocks_s=tuple(block or ()),
         results_dir=str(results),
     )
-    results.mkdir(parents=True, exist_ok=True)  # a bad --results fails now, not after the run
+    _measure(run_stream_benchmark, config, STREAM_COLUMNS, results)
+
+
+def _measure(run: Callable[..., BenchResult], config: Any, columns: Sequence[Column], results: Path) -> None:
+    """Make the results folder (a bad --results fails now, not after the run), run under a progress bar, report."""
+    results.mkdir(parents=True, exist_ok=True)
     with _progress_bar() as progress:
-        result = run_stream_benchmark(config, progress=progress)
-    _report(result, STREAM_COLUMNS)
+        result = run(config, progress=progress)
+    _report(result, columns)
 
 
 def _report(result: BenchResult, columns: Sequence[Column]) -> None:
