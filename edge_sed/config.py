@@ -182,8 +182,9 @@ _FIELD_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     """Build dataclass *cls* from table *data*, refusing keys it has no field for
-    and values of the wrong type (each named with its section, *where*)."""
-    where = where or cls.__name__
+    and values of the wrong type (each named with its section, *where*). Values
+    the dataclass itself refuses (out of range) are named with *where* when given."""
+    section, where = where, where or cls.__name__
     fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key, value in table(data, where).items():
         if key not in fields:
@@ -197,6 +198,10 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"invalid [{where}]: {exc}") from None
+    except ConfigError as exc:
+        if not section:
+            raise
+        raise ConfigError(f"[{section}] {exc}") from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

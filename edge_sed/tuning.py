@@ -268,7 +268,7 @@ def tune_bundle(
     strangers = sorted({event.label for event in reference} - set(bundle.labels))
     if strangers:
         raise ConfigError(f"{str(annotations)!r} has events of {strangers[0]!r}, a class the model lacks; it knows: {', '.join(bundle.labels)}")
-    stream = resolve(bundle.stream, {"hop_s": hop_s}, where="stream")
+    stream = resolve(bundle.stream, {"hop_s": hop_s})
     scored = score_recordings(backend, [annotations.parent / name for name in files], stream.hop_s)
     result = tune_rules(scored, reference, grid=grid, min_events_per_class=min_events_per_class)
     tuned = dataclasses.replace(

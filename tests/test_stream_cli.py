@@ -357,10 +357,10 @@ def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:
     toml = tmp_path / "bad.toml"
     toml.write_text("[tracker.defaults]\non_threshold = 0.9\n")
     result = _invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))
-    assert _error(result) == f"error: unknown key 'defaults' in [tracker] of '{toml}'; valid: default, per_class"
+    assert _error(result) == f"error: config file '{toml}': unknown key 'defaults' in [tracker]; valid: default, per_class"
     toml.write_text("[stream]\nhop = 0.5\n")
     assert _error(_invoke("detect", str(scene), "--config", str(toml), "--model", str(test_bundle))) == (
-        "error: unknown key 'hop' in [stream] (did you mean 'hop_s'?); valid keys: window_s, hop_s")
+        f"error: config file '{toml}': unknown key 'hop' in [stream] (did you mean 'hop_s'?); valid keys: window_s, hop_s")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -371,17 +371,22 @@ def test_config_file_typos_are_refused(tmp_path, scene, test_bundle) -> None:
     ("[stream]\nhop_s = true", "hop_s in [stream] must be a finite number, got True"),
     ("[stream]\nhop_s = 'abc'", "hop_s in [stream] must be a finite number, got 'abc'"),
     ("[tracker.default]\nmedian_s = nan", "median_s in [tracker.default] must be a finite number, got nan"),
-    ("[tracker.default]\nmedian_s = 1e9", "median_s must be between 0 and 600 s, got 1000000000.0"),
+    ("[tracker.default]\nmedian_s = 1e9", "[tracker.default] median_s must be between 0 and 600 s, got 1000000000.0"),
+    ("[tracker.default]\non_threshold = 0.2\noff_threshold = 0.5",
+     "[tracker.default] need 0 <= off_threshold <= on_threshold <= 1, got on=0.2, off=0.5"),
+    ("[tracker.per_class.dog]\nmin_duration_s = -1", "[tracker.per_class.dog] min_duration_s must be between 0 and 600 s"),
+    ("[stream]\nhop_s = 0.01", "[stream] hop_s must be between 0.1 s and the window"),
     ("[tracker.per_class.dog]\non_threshold = 'high'", "on_threshold in [tracker.per_class.dog] must be a finite number"),
-    ("[tracker.per_class.dgo]\non_threshold = 0.5", "[tracker.per_class.dgo] in '{toml}': the model has no class 'dgo'; "
+    ("[tracker.per_class.dgo]\non_threshold = 0.5", "[tracker.per_class.dgo]: the model has no class 'dgo'; "
                                                     "it knows: church_bells, "),
 ])
 def test_config_file_values_of_the_wrong_kind_are_refused(tmp_path, test_bundle, text, message) -> None:
+    """Each error names the file and the section of the value it refuses."""
     toml = tmp_path / "bad.toml"
     toml.write_text(text + "\n")
     result = _invoke("detect", "x.wav", "--config", str(toml), "--model", str(test_bundle))
     assert result.exit_code == 1
-    assert _error(result).startswith("error: " + message.format(toml=toml))
+    assert _error(result).startswith(f"error: config file '{toml}': {message}")
 
 
 def test_a_config_file_that_is_no_toml_text_is_refused(tmp_path, test_bundle) -> None:

@@ -182,6 +182,11 @@ def test_unknown_config_key_is_one_cli_line(tiny_recipe: Path) -> None:
         load_recipe({"data": {"kind": "csv"}, "augment": 5})
     with pytest.raises(ConfigError, match=r"^classes in \[data\] must be a list of strings, got 'dog'$"):
         load_recipe({"data": {"kind": "csv", "classes": "dog"}})
+    # values out of range are named with their section, once
+    with pytest.raises(ConfigError, match=r"^\[train\] epochs must be > 0, got 0$"):
+        load_recipe(tiny_recipe, ["train.epochs=0"])
+    with pytest.raises(ConfigError, match=r"^\[data\] needs root \(the csv folder or file\)$"):
+        load_recipe({"data": {"kind": "csv"}})
 
 
 def _free_port() -> int:

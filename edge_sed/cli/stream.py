@@ -10,7 +10,7 @@ import importlib.resources
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
@@ -89,36 +89,46 @@ def parse_threshold(text: str, labels: tuple[str, ...]) -> tuple[str | None, flo
 
 
 def _with_on_threshold(rule: ClassRule, threshold: float) -> ClassRule:
-    return resolve(rule, {"on_threshold": threshold, "off_threshold": min(rule.off_threshold, threshold)}, where="tracker")
+    return resolve(rule, {"on_threshold": threshold, "off_threshold": min(rule.off_threshold, threshold)})
+
+
+def _file_tracker(model: TrackerConfig, section: Any, labels: Sequence[str]) -> TrackerConfig:
+    """The model's event rules with a config file's ``[tracker]`` section over them, key by key."""
+    file_tracker = table(section, "tracker")
+    unknown = sorted(set(file_tracker) - {"default", "per_class"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in [tracker]; valid: default, per_class")
+    file_classes = table(file_tracker.get("per_class", {}), "tracker.per_class")
+    strangers = [label for label in file_classes if label not in labels]
+    if strangers:
+        raise ConfigError(f"[tracker.per_class.{strangers[0]}]: the model has no class {strangers[0]!r}; "
+                          f"it knows: {', '.join(labels)}")
+    model_rules = model.to_dict()
+    default = {**model_rules["default"], **table(file_tracker.get("default", {}), "tracker.default")}
+    per_class = dict(model_rules["per_class"])
+    for label, rule in file_classes.items():  # the keys given override the model's rule for the class, or the default
+        per_class[label] = {**per_class.get(label, default), **table(rule, f"tracker.per_class.{label}")}
+    return TrackerConfig.from_dict({"default": default, "per_class": per_class})
 
 
 def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop_s: float | None = None,
                     thresholds: list[str] | None = None, duration_s: float | None = None) -> PipelineConfig:
     """Settings for a run: bundle metadata < config file < command-line flags."""
-    layer = load_toml(config_file) if config_file else {}
-    unknown = sorted(set(layer) - {"stream", "tracker"})
-    if unknown:
-        raise ConfigError(f"unknown section {unknown[0]!r} in {str(config_file)!r}; valid sections: stream, tracker")
-    stream = resolve(bundle.stream, layer.get("stream"), {"hop_s": hop_s}, where="stream")
-    if stream.window_s != bundle.stream.window_s:
-        raise ConfigError(f"window_s is fixed by the model ({bundle.stream.window_s:g} s); only hop_s can change")
-    tracker = bundle.tracker
-    if "tracker" in layer:
-        file_tracker = table(layer["tracker"], "tracker")
-        unknown = sorted(set(file_tracker) - {"default", "per_class"})
+    stream, tracker = bundle.stream, bundle.tracker
+    if config_file:
+        layer = load_toml(config_file)
+        unknown = sorted(set(layer) - {"stream", "tracker"})
         if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} in [tracker] of {str(config_file)!r}; valid: default, per_class")
-        file_classes = table(file_tracker.get("per_class", {}), "tracker.per_class")
-        strangers = [label for label in file_classes if label not in bundle.labels]
-        if strangers:
-            raise ConfigError(f"[tracker.per_class.{strangers[0]}] in {str(config_file)!r}: the model has no class "
-                              f"{strangers[0]!r}; it knows: {', '.join(bundle.labels)}")
-        model_rules = tracker.to_dict()
-        default = {**model_rules["default"], **table(file_tracker.get("default", {}), "tracker.default")}
-        per_class = dict(model_rules["per_class"])
-        for label, rule in file_classes.items():  # the keys given override the model's rule for the class, or the default
-            per_class[label] = {**per_class.get(label, default), **table(rule, f"tracker.per_class.{label}")}
-        tracker = TrackerConfig.from_dict({"default": default, "per_class": per_class})
+            raise ConfigError(f"unknown section {unknown[0]!r} in {str(config_file)!r}; valid sections: stream, tracker")
+        try:
+            stream = resolve(stream, layer.get("stream"), where="stream")
+            if stream.window_s != bundle.stream.window_s:
+                raise ConfigError(f"window_s is fixed by the model ({bundle.stream.window_s:g} s); only hop_s can change")
+            if "tracker" in layer:
+                tracker = _file_tracker(tracker, layer["tracker"], bundle.labels)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {str(config_file)!r}: {exc}") from None
+    stream = resolve(stream, {"hop_s": hop_s})
     for label, threshold in (parse_threshold(text, bundle.labels) for text in thresholds or ()):
         if label is None:
             tracker = TrackerConfig(_with_on_threshold(tracker.default, threshold),

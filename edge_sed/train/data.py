@@ -100,7 +100,7 @@ class DataConfig:
         if self.kind not in DATASET_KINDS:
             raise ConfigError(f"unknown dataset kind {self.kind!r}; known: {', '.join(DATASET_KINDS)}")
         if not self.root:
-            raise ConfigError(f"[data] needs root (the {self.kind} folder or file)")
+            raise ConfigError(f"needs root (the {self.kind} folder or file)")
         if self.crop_s <= 0 or self.window_s < 0:
             raise ConfigError(f"crop_s must be > 0 and window_s >= 0, got {self.crop_s!r}, {self.window_s!r}")
         if self.val_fold < 0 or self.limit_per_class < 0:

@@ -60,7 +60,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if not self.teacher:
-            raise ConfigError("[distill] needs teacher (the path of a teacher checkpoint)")
+            raise ConfigError("needs teacher (the path of a teacher checkpoint)")
         if not 0.0 <= self.kd_lambda <= 1.0:
             raise ConfigError(f"kd_lambda must be in [0, 1], got {self.kd_lambda!r}")
         if self.temperature <= 0 or self.crop_hop_s < 0 or self.batch_size <= 0:

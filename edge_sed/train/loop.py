@@ -124,13 +124,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"[train] {name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("steps_per_epoch", "warmup_steps", "num_workers", "threads", "weight_decay", "bn_recalibration_batches"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"[train] {name} must be >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError(f"[train] need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr!r}, {self.min_lr_ratio!r}")
-        _check_device(self.device, where="[train] device")
+            raise ConfigError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr!r}, {self.min_lr_ratio!r}")
+        _check_device(self.device)
 
 
 @dataclass(frozen=True, slots=True)
