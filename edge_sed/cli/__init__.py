@@ -23,9 +23,25 @@ except ImportError:
 _SHOW_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 
+def empty_argument(args: list[str]) -> str | None:
+    """What is wrong when *args* hold an empty argument (``-o ''``, ``--model=``, an unset
+    shell variable); None when they hold none. Paths would read an empty one as '.'."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--") and arg.find("=") == len(arg) - 1 > 2:
+            return f"{arg[:-1]} was given an empty value"
+        if arg == "":
+            option = args[i - 1] if i and args[i - 1].startswith("-") else ""
+            return f"{option} was given an empty value" if option else f"argument {i + 1} is empty"
+    return None
+
+
 def main() -> None:
     """Entry point of the ``edge-sed`` console script; click's own errors (an option value
-    of the wrong type, an unknown option) are one line too, exit 2."""
+    of the wrong type, an unknown option) and empty arguments are one line too, exit 2."""
+    problem = empty_argument(sys.argv[1:])
+    if problem:
+        err_console.print(f"error: {problem}; give a value, or leave the argument out", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     try:
         code = app(prog_name="edge-sed", standalone_mode=False)
     except _SHOW_HELP as exc:
