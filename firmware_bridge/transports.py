@@ -79,12 +79,16 @@ def parse_url(url: str, *, error: type[EdgeSedError] = ConfigError, options: tup
         if not parts.path:
             raise error(f"serial URL {url!r} names no port; e.g. serial:///dev/ttyUSB0?baud=115200")
         return TransportUrl("serial", path=parts.path, baud=int(baud_text), options=options)
+    example = f"e.g. {parts.scheme}://127.0.0.1:5005"
+    bad_port = error(f"{parts.scheme} URL {url!r}: the port must be a number from 1 to 65535; {example}")
     try:
         port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or not port:
-        raise error(f"{parts.scheme} URL {url!r} needs a host and a port, e.g. {parts.scheme}://127.0.0.1:5005")
+    except ValueError:  # not a number, or over 65535
+        raise bad_port from None
+    if port == 0:
+        raise bad_port
+    if not parts.hostname or port is None:
+        raise error(f"{parts.scheme} URL {url!r} needs a host and a port, {example}")
     return TransportUrl(parts.scheme, host=parts.hostname, port=port, options=options)
 
 

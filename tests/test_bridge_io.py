@@ -61,7 +61,10 @@ def test_urls_parse_into_their_parts():
         ("serial://?baud=9600", "serial URL 'serial://?baud=9600' names no port; e.g. serial:///dev/ttyUSB0"),
         ("serial:///dev/ttyUSB0?baud=fast", "baud must be a positive integer in 'serial:///dev/ttyUSB0?baud=fast', got 'fast'"),
         ("tcp://host", "tcp URL 'tcp://host' needs a host and a port, e.g. tcp://127.0.0.1:5005"),
-        ("udp://host:port", "udp URL 'udp://host:port' needs a host and a port"),
+        ("udp://host:port", "udp URL 'udp://host:port': the port must be a number from 1 to 65535; e.g. udp://127.0.0.1:5005"),
+        ("udp://host:70000", "udp URL 'udp://host:70000': the port must be a number from 1 to 65535"),
+        ("tcp://host:0", "tcp URL 'tcp://host:0': the port must be a number from 1 to 65535"),
+        ("udp://:5005", "udp URL 'udp://:5005' needs a host and a port"),
         ("udp://127.0.0.1:9?scores=0", "unknown option 'scores' in 'udp://127.0.0.1:9?scores=0'; valid options: baud"),
     ],
 )
