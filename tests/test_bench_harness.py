@@ -183,3 +183,21 @@ def test_cli_results_folder_that_is_a_file_fails_before_the_run(tmp_path, comman
     result = CliRunner().invoke(app, ["bench", command, "--results", str(taken)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: File exists: '{taken}' (a file stands where a folder is needed)"
+
+
+def test_a_run_in_which_some_cases_failed_exits_1_after_its_report(tmp_path, capsys):
+    """``bench stream --device 99``: the rows measured are printed and kept, and the exit status says not all were."""
+    import typer
+
+    from edge_sed.bench.results import BenchResult
+    from edge_sed.bench.stream import STREAM_COLUMNS
+    from edge_sed.cli._app import handle_errors
+    from edge_sed.cli.bench import _report
+
+    rows = [{"mode": "fast", "hop_s": 0.25, "core_share": 0.005}, {"mode": "mic", "hop_s": 0.25, "error": "no input device 99"}]
+    with pytest.raises(typer.Exit) as stopped:
+        handle_errors(_report)(BenchResult(tmp_path / "stream.json", rows, []), STREAM_COLUMNS)
+    assert stopped.value.exit_code == 1
+    out, err = capsys.readouterr()
+    assert "failed: mic: no input device 99" in out and "fast" in out
+    assert err.strip() == f"error: 1 of 2 cases failed (above); the 1 measured are in {tmp_path / 'stream.json'}"

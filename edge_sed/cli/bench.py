@@ -135,7 +135,7 @@ def _measure(run: Callable[..., BenchResult], config: Any, columns: Sequence[Col
 
 def _report(result: BenchResult, columns: Sequence[Column]) -> None:
     """The table of measured rows, then failed rows, goals and the results path;
-    :class:`EdgeSedError` (exit 1) when nothing was measured."""
+    :class:`EdgeSedError` (exit 1) when any case failed."""
     measured = [row for row in result.rows if not row.get("error")]
     console.print(format_table(measured, columns), markup=False, highlight=False, soft_wrap=True)
     for row in result.rows:
@@ -150,3 +150,6 @@ def _report(result: BenchResult, columns: Sequence[Column]) -> None:
     if not measured:
         why = f"all {len(result.rows)} cases failed (above)" if result.rows else "no case to run; check --models, --backends and --model-file"
         raise EdgeSedError(f"nothing was measured: {why}")
+    failed = len(result.rows) - len(measured)
+    if failed:
+        raise EdgeSedError(f"{failed} of {len(result.rows)} cases failed (above); the {len(measured)} measured are in {result.path}")
