@@ -104,9 +104,13 @@ def test_unknown_layout_names_the_closest_model(tmp_path: Path) -> None:
 def test_non_checkpoints_are_refused(tmp_path: Path, dog_clip: Path) -> None:
     with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint"):
         load_checkpoint(dog_clip)
-    (tmp_path / "notes.txt").write_text("hi\n")
-    with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint \(unpickling failed\)$"):
-        load_checkpoint(tmp_path / "notes.txt")
+    for text in ("hi\n", "abc\n", "epoch,loss\n1,0.5\n", "G\n", ""):  # torch's legacy unpickler: IndexError, struct.error, ...
+        (tmp_path / "notes.txt").write_text(text)
+        with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint \(it is neither a zip archive nor a pickle\)$"):
+            load_checkpoint(tmp_path / "notes.txt")
+    (tmp_path / "broken.pth").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ModelError, match=r"is not a PyTorch checkpoint \("):
+        load_checkpoint(tmp_path / "broken.pth")
     torch.save({"model": {}, "extra": ClassRule()}, tmp_path / "pickled.pth")
     with pytest.raises(ModelError, match=r"holds a Python object \(edge_sed.config.ClassRule\) that weights_only loading refuses"):
         load_checkpoint(tmp_path / "pickled.pth")

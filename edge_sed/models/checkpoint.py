@@ -92,8 +92,15 @@ def save_checkpoint(path: str | Path, model: SoundTagger, *, labels: list[str], 
     return path
 
 
+#: How files that torch.save wrote begin: a zip archive (torch >= 1.6), or a pickle (protocol 2+, older torch).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def _read(path: Path) -> dict[str, Any]:
     require_file(path, "checkpoint", ModelError)
+    with path.open("rb") as fh:
+        if not fh.read(4).startswith(_CHECKPOINT_MAGIC):  # torch's legacy unpickler fails on such files in many ways
+            raise ModelError(f"{str(path)!r} is not a PyTorch checkpoint (it is neither a zip archive nor a pickle)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, KeyError) as exc:  # KeyError: a text file read as a legacy pickle
@@ -104,7 +111,7 @@ def _read(path: Path) -> dict[str, Any]:
                 "loading refuses; save a plain dict of tensors, numbers and strings"
             ) from None
         raise ModelError(f"{str(path)!r} is not a PyTorch checkpoint (unpickling failed)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, ValueError, struct.error, ...: a damaged file, whatever torch met
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{str(path)!r} is not a PyTorch checkpoint ({first_line})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
