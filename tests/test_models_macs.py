@@ -65,3 +65,16 @@ def test_models_table_and_bad_seconds() -> None:
     for seconds in ("0", "nan", "1e12"):
         bad = CliRunner().invoke(app, ["models", "--seconds", seconds])
         assert bad.exit_code == 1 and bad.output.strip() == f"error: --seconds must be between 0 and 60, got {float(seconds)!r}"
+    short = CliRunner().invoke(app, ["models", "--seconds", "0.0001"])  # torch refused the pooling of too few frames
+    assert short.exit_code == 1 and short.output.strip() == "error: a 0.0001 s clip is too short for cnn14: it needs at least 0.31 s"
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_the_shortest_clip_a_model_takes_is_counted(name: str) -> None:
+    """A 10 ms clip is refused, naming the shortest one the model takes; that one is counted."""
+    from edge_sed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"too short for {name}: it needs at least ") as refused:
+        model_cost(name, seconds=0.01)
+    shortest = float(str(refused.value).split()[-2])
+    assert model_cost(name, seconds=shortest).macs_network > 0

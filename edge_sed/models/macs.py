@@ -26,8 +26,10 @@ import torch
 from torch import nn
 
 from edge_sed.config import FrontendConfig
+from edge_sed.errors import ConfigError
 from edge_sed.models.registry import build_model
 from edge_sed.models.tagger import SoundTagger
+from edge_sed.models.tagging import min_samples
 
 __all__ = ["ModelCost", "network_macs", "frontend_macs", "stft_macs", "model_cost"]
 
@@ -84,7 +86,11 @@ def model_cost(name: str, *, seconds: float = 10.0, frontend: FrontendConfig | N
     with torch.device("meta"):
         model = build_model(name, num_classes=num_classes, frontend=frontend).eval()
     config = model.frontend_config
-    n_frames = config.n_frames(round(seconds * config.sample_rate))
+    n_samples = round(seconds * config.sample_rate)
+    if n_samples < min_samples(model):
+        raise ConfigError(f"a {seconds:g} s clip is too short for {name}: it needs at least "
+                          f"{math.ceil(min_samples(model) / config.sample_rate * 100) / 100:g} s")
+    n_frames = config.n_frames(n_samples)
     network = network_macs(model, n_frames)
     return ModelCost(
         name=name,
