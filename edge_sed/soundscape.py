@@ -25,13 +25,15 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
 
 from edge_sed.audio import clipping_summary, read_audio
 from edge_sed.errors import AudioInputError, ConfigError
+
+T = TypeVar("T")
 
 __all__ = [
     "ESC50_HELD_OUT_FOLD",
@@ -335,29 +337,59 @@ def active_region(samples: np.ndarray, sample_rate: int, *, whole_span: bool = F
 
 
 def _read_metadata(path: Path, *columns: str) -> list[dict[str, str]]:
-    """The rows of one shared-data ``metadata.csv``, which must have *columns*."""
+    """The rows of one shared-data ``metadata.csv``, which must have *columns*, each with a value."""
     if not path.is_file():
         raise AudioInputError(f"metadata file {str(path)!r} does not exist; is the data root right?")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    have = list(rows[0]) if rows else []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise AudioInputError(f"metadata file {str(path)!r} is not UTF-8 text; is the data root right?") from None
+    have = list(reader.fieldnames or [])
     missing = [name for name in columns if name not in have]
     if missing:
         raise AudioInputError(f"metadata file {str(path)!r} has no column {missing[0]!r} (columns: {', '.join(have) or 'none'}); "
                               "is the data root right?")
+    for line, row in enumerate(rows, start=2):
+        empty = [name for name in columns if not row[name]]
+        if empty:
+            raise AudioInputError(f"metadata file {str(path)!r}, line {line}: no value for {empty[0]!r}")
     return rows
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise ValueError(text)
+    return value
+
+
+def _cell(path: Path, row: dict[str, str], column: str, parse: Callable[[str], T], expected: str) -> T:
+    """*row*'s *column* through *parse*; one line naming the file, clip and value when it does not parse."""
+    try:
+        return parse(row[column])
+    except (ValueError, KeyError):
+        raise AudioInputError(f"metadata file {str(path)!r}: {column} {row[column]!r} of {row['filename']!r} "
+                              f"is not {expected}") from None
+
+
 def _esc50_sources(root: Path) -> list[EventSource]:
-    rows = _read_metadata(root / "metadata.csv", "filename", "label", "fold")
+    path = root / "metadata.csv"
+    folds = f"a fold of {', '.join(map(str, ESC50_FOLD_SPLITS))}"
     return [
-        EventSource(row["label"], (root / row["filename"],), ESC50_FOLD_SPLITS[int(row["fold"])]) for row in rows
+        EventSource(row["label"], (root / row["filename"],), _cell(path, row, "fold", lambda v: ESC50_FOLD_SPLITS[int(v)], folds))
+        for row in _read_metadata(path, "filename", "label", "fold")
     ]
 
 
 def _fsdd_sources(root: Path) -> list[EventSource]:
     """Spoken digits of one speaker and take, joined into short utterances."""
-    rows = sorted(_read_metadata(root / "metadata.csv", "filename", "speaker", "index", "digit"), key=lambda r: (r["speaker"], int(r["index"]), r["digit"]))
+    path = root / "metadata.csv"
+    rows = _read_metadata(path, "filename", "speaker", "index", "digit")
+    speakers = f"a speaker of {', '.join(FSDD_SPEAKER_SPLITS)}"
+    splits = {row["speaker"]: _cell(path, row, "speaker", FSDD_SPEAKER_SPLITS.__getitem__, speakers) for row in rows}
+    rows.sort(key=lambda r: (r["speaker"], _cell(path, r, "index", int, "a whole number"), r["digit"]))
     by_speaker_take: dict[tuple[str, str], list[Path]] = {}
     for row in rows:
         by_speaker_take.setdefault((row["speaker"], row["index"]), []).append(root / row["filename"])
@@ -365,19 +397,20 @@ def _fsdd_sources(root: Path) -> list[EventSource]:
     for (speaker, _), paths in by_speaker_take.items():
         for first in range(0, len(paths) - DIGITS_PER_UTTERANCE + 1, DIGITS_PER_UTTERANCE):
             group = tuple(paths[first : first + DIGITS_PER_UTTERANCE])
-            sources.append(EventSource("speech", group, FSDD_SPEAKER_SPLITS[speaker]))
+            sources.append(EventSource("speech", group, splits[speaker]))
     return sources
 
 
 def _librosa_sources(root: Path) -> list[EventSource]:
     """Speech and music recordings cut into :data:`EXCERPT_S` excerpts; short ones whole."""
     sources = []
-    for row in _read_metadata(root / "metadata.csv", "filename", "duration_s"):
+    metadata = root / "metadata.csv"
+    for row in _read_metadata(metadata, "filename", "duration_s"):
         path = root / row["filename"]
         if path.stem not in LIBROSA_SPLITS:
             continue
         label, split = LIBROSA_SPLITS[path.stem]
-        duration = float(row["duration_s"])
+        duration = _cell(metadata, row, "duration_s", _positive, "a positive number of seconds")
         if duration < 2 * EXCERPT_S:
             sources.append(EventSource(label, (path,), split))
             continue

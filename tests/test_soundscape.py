@@ -123,3 +123,36 @@ def test_a_metadata_file_without_the_columns_is_one_error(tmp_path) -> None:
         (tmp_path / folder / "metadata.csv").write_text("foo,bar\n1,2\n")
     with pytest.raises(AudioInputError, match=r"metadata file '.*/metadata.csv' has no column 'filename' \(columns: foo, bar\)"):
         load_catalog(tmp_path)
+
+
+@pytest.mark.parametrize("folder, text, message", [
+    ("esc50-subset", "foo,bar\n", " has no column 'filename' (columns: foo, bar)"),  # header only
+    ("esc50-subset", "filename,label,fold\na.wav,dog,notanint\n", ": fold 'notanint' of 'a.wav' is not a fold of 1, 2, 3, 4, 5"),
+    ("esc50-subset", "filename,label,fold\na.wav,dog,9\n", ": fold '9' of 'a.wav' is not a fold of 1, 2, 3, 4, 5"),
+    ("esc50-subset", "filename,label,fold\na.wav\n", ", line 2: no value for 'label'"),
+    ("fsdd", "filename,speaker,index,digit\na.wav,nobody,0,1\n", ": speaker 'nobody' of 'a.wav' is not a speaker of george, "),
+    ("fsdd", "filename,speaker,index,digit\na.wav,theo,first,1\n", ": index 'first' of 'a.wav' is not a whole number"),
+    ("librosa-examples", "filename,duration_s\nvibeace.ogg,nan\n", ": duration_s 'nan' of 'vibeace.ogg' is not a positive number of seconds"),
+])
+def test_a_metadata_file_with_bad_values_is_one_error_naming_it(tmp_path, folder, text, message) -> None:
+    from edge_sed.errors import AudioInputError
+    from edge_sed.soundscape import load_catalog
+
+    good = {"esc50-subset": "filename,label,fold\n", "fsdd": "filename,speaker,index,digit\n",
+            "librosa-examples": "filename,duration_s\n", "backgrounds": "filename,description\n"}
+    for name, header in good.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.csv").write_text(text if name == folder else header)
+    with pytest.raises(AudioInputError) as refused:
+        load_catalog(tmp_path)
+    assert str(refused.value).startswith(f"metadata file '{tmp_path / folder / 'metadata.csv'}'{message}")
+
+
+def test_a_metadata_file_that_is_not_utf8_is_one_error(tmp_path) -> None:
+    from edge_sed.errors import AudioInputError
+    from edge_sed.soundscape import load_catalog
+
+    (tmp_path / "esc50-subset").mkdir()
+    (tmp_path / "esc50-subset" / "metadata.csv").write_bytes(b"filename,label,fold\n\xff\xfe.wav,dog,1\n")
+    with pytest.raises(AudioInputError, match=r"metadata.csv' is not UTF-8 text"):
+        load_catalog(tmp_path)
