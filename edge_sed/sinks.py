@@ -55,6 +55,7 @@ __all__ = [
     "JsonlSink",
     "TsvSink",
     "TerminalSink",
+    "pipe_console",
     "MqttSettings",
     "parse_mqtt_url",
     "MqttSink",
@@ -319,6 +320,18 @@ def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None) ->
 # -- the terminal --------------------------------------------------------------------------
 
 
+def pipe_console(**options: Any) -> Any:
+    """A rich ``Console`` (*options* as its own) on which a reader that went away raises
+    :class:`BrokenPipeError`, so that the caller decides what follows (rich would exit 1)."""
+    from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    return _PipeConsole(**options)
+
+
 class TerminalSink:
     """A rich Live view: active events, recent events, meters for the top classes,
     input level, real-time factor, overruns and the other counters.
@@ -331,15 +344,10 @@ class TerminalSink:
 
     def __init__(self, labels: Sequence[str], *, console: Any = None, top_classes: int = 5, recent: int = 8,
                  min_redraw_s: float = 0.2) -> None:
-        from rich.console import Console
         from rich.live import Live
 
-        class _PipeConsole(Console):
-            def on_broken_pipe(self) -> None:  # rich would exit(1); the sink set decides instead
-                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-
         self.labels = tuple(labels)
-        self.console = console if console is not None else _PipeConsole()
+        self.console = console if console is not None else pipe_console()
         self.top_classes = top_classes
         self.min_redraw_s = min_redraw_s
         self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)

@@ -139,6 +139,20 @@ def test_tag_json_on_any_rate_and_channels(official_mobilenet_v2, dog_clip: Path
     assert len(table.output.splitlines()) == 3
 
 
+def test_tag_whose_reader_went_away_ends_quietly(official_mobilenet_v2, dog_clip: Path) -> None:
+    """``edge-sed tag ... | head -1``: rich would exit 1 on the broken pipe; every command ends with 141, saying nothing."""
+    import subprocess
+    import sys
+
+    path, _ = official_mobilenet_v2
+    args = [sys.executable, "-m", "edge_sed", "tag", str(dog_clip), "--checkpoint", str(path), "--top", "50"]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as tag:
+        tag.stdout.close()  # the reader is gone before the first line
+        stderr = tag.stderr.read().decode()
+        assert tag.wait(timeout=120) == 141, stderr
+    assert stderr == ""
+
+
 def test_too_short_audio_is_refused(official_mobilenet_v2) -> None:
     _, model = official_mobilenet_v2
     with pytest.raises(AudioInputError, match=r"audio is 0.100 s long; mobilenet_v2 needs at least 0.310 s"):

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import sys
 from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
 
 from edge_sed.errors import EdgeSedError
+from edge_sed.sinks import pipe_console
 
-__all__ = ["app", "command", "handle_errors", "console", "err_console"]
+__all__ = ["app", "command", "handle_errors", "console", "err_console", "READER_GONE_EXIT", "silence_stdout"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,8 +26,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+console = pipe_console()
 err_console = Console(stderr=True)
+#: Exit code when the reader of stdout went away (128 + SIGPIPE, as for a process SIGPIPE ends).
+READER_GONE_EXIT = 141
 _state = {"debug": False}
 
 
@@ -49,6 +54,9 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # ``edge-sed ... | head``: the reader has what it wanted; end quietly
+            silence_stdout()
+            raise typer.Exit(code=READER_GONE_EXIT) from None
         except EdgeSedError as exc:
             if _state["debug"]:
                 raise
@@ -66,6 +74,14 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test runner's capture)
+        pass
 
 
 def command(*args: Any, target: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:

@@ -7,8 +7,6 @@ and call :func:`edge_sed.pipeline.run`; they differ only in their sources.
 from __future__ import annotations
 
 import importlib.resources
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional, Sequence
 
@@ -16,7 +14,7 @@ import typer
 
 from edge_sed.backends import Backend, load_backend
 from edge_sed.bundle import ModelBundle, read_bundle
-from edge_sed.cli._app import command, console, err_console
+from edge_sed.cli._app import READER_GONE_EXIT, command, console, err_console, silence_stdout
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve, table
 from edge_sed.errors import AllSinksFailed, AudioInputError, ConfigError, ModelError, SinkError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
@@ -28,8 +26,6 @@ __all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", 
 
 #: Exit code after Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT = 130
-#: Exit code when every sink's reader went away (128 + SIGPIPE, as for a process SIGPIPE ends).
-READER_GONE_EXIT = 141
 _DEFAULT_MODEL = "default.onnx"
 _DEMO_RECORDING = "demo.flac"
 _STDIN_NAME = "-"
@@ -149,7 +145,7 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
     except AllSinksFailed as exc:
         if not exc.reader_gone:
             raise
-        _silence_stdout()  # ``edge-sed detect ... | head``: the reader has what it wanted; end quietly
+        silence_stdout()  # ``edge-sed detect ... | head``: the reader has what it wanted; end quietly
         raise typer.Exit(code=READER_GONE_EXIT) from None
     err_console.print(f"done: {summary.describe()}", highlight=False)
     if summary.interrupted:
@@ -158,14 +154,6 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
     if failed:
         raise SinkError(f"not every event reached every sink: {', '.join(failed)} (its first error is logged above)")
     return summary
-
-
-def _silence_stdout() -> None:
-    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (a test runner's capture)
-        pass
 
 
 @command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop).")
