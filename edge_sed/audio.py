@@ -1,10 +1,12 @@
-"""Reading and converting audio: one place that turns files into float32 mono
-at the model's rate, and refuses what cannot be used with one clear line."""
+"""Reading, converting and writing audio: one place that turns files into float32
+mono at the model's rate, refuses what cannot be used with one clear line, and
+writes files whole or not at all."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ import soxr
 
 from edge_sed.errors import AudioInputError, require_file
 
-__all__ = ["read_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
+__all__ = ["read_audio", "write_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +126,23 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     if sample_rate is not None and rate != sample_rate:
         samples, rate = resample(samples, rate, sample_rate), sample_rate
     return samples, rate
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM audio, format from the suffix (``.flac``, ``.wav``), whole or not at all.
+
+    It goes to a hidden file beside *path*, renamed over *path* once complete. When the
+    disk is full (libsndfile says only "System error.") :class:`OSError` names *path*,
+    and neither a partial file nor the hidden one is left.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        sf.write(partial, samples, sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
+        os.replace(partial, path)
+    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        if isinstance(exc, OSError):
+            raise
+        raise OSError(errno.EIO, f"cannot write audio ({exc} Is the disk full?)", str(path)) from None

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence, TypeVar
 
 import numpy as np
-import soundfile as sf
 
-from edge_sed.audio import clipping_summary, read_audio
+from edge_sed.audio import clipping_summary, read_audio, write_audio
 from edge_sed.errors import AudioInputError, ConfigError
 
 T = TypeVar("T")
@@ -570,7 +569,7 @@ def write_soundscape_set(soundscapes: Sequence[Soundscape], out_dir: str | Path,
     events = []
     for index, soundscape in enumerate(soundscapes):
         name = f"{prefix}_{index:03d}.flac"
-        sf.write(out / name, soundscape.samples, soundscape.sample_rate, subtype="PCM_16")
+        write_audio(out / name, soundscape.samples, soundscape.sample_rate)
         events += [Event(e.label, e.onset, e.offset, 1.0, file=name) for e in soundscape.events]
     tsv = out / "annotations.tsv"
     write_tsv(events, tsv)

@@ -20,9 +20,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from edge_sed.audio import clipping_summary, read_audio
+from edge_sed.audio import clipping_summary, read_audio, write_audio
 from edge_sed.soundscape import SAMPLE_RATE, Catalog, EventSource, active_region
 
 __all__ = ["VALIDATION_FOLD", "TEST_FOLD", "write_training_table"]
@@ -87,7 +86,7 @@ def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
         folder, rows = (out / "test", test) if source.split == "test" else (out, trainval)
         name = f"clips/{source.label}/{source.name.replace('@', '_').replace('+', '_')}.flac"
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / name, audio, SAMPLE_RATE, subtype="PCM_16")
+        write_audio(folder / name, audio, SAMPLE_RATE)
         rows.append((name, source.label, _fold(source, index)))
     (out / "test").mkdir(parents=True, exist_ok=True)
     (out / "SOURCES.md").write_text(SOURCES_NOTE + "\n", encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from edge_sed.audio import clipping_summary, read_audio
+from edge_sed.audio import clipping_summary, read_audio, write_audio
 
 
 def _write(path: Path, samples: np.ndarray, rate: int) -> Path:
@@ -45,3 +45,39 @@ def test_clipped_files_in_a_batch_make_one_warning(tmp_path, dog_audio, caplog) 
     with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), clipping_summary("test clips"):
         read_audio(files[0])
     assert _clipping_warnings(caplog) == []
+
+
+def test_write_audio_leaves_the_old_file_and_no_partial_one_when_the_disk_is_full(tmp_path) -> None:
+    """A real write error: the file size limit (RLIMIT_FSIZE) stands in for a full disk, in a child process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    target = tmp_path / "clip.flac"
+    target.write_bytes(b"the previous file")
+    child = textwrap.dedent(f"""
+        import resource, signal
+        import numpy as np
+        from edge_sed.audio import write_audio
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        noise = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 * 10).astype(np.float32)
+        try:
+            write_audio({str(target)!r}, noise, 16000)
+        except OSError as exc:
+            print(exc.filename, exc.strerror)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{target} ")
+    assert target.read_bytes() == b"the previous file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.flac"]
+
+
+def test_write_audio_round_trips_flac_and_wav(tmp_path) -> None:
+    tone = (0.5 * np.sin(np.arange(1600) / 5)).astype(np.float32)
+    for name in ("a.flac", "a.wav"):
+        write_audio(tmp_path / name, tone, 16000)
+        back, rate = read_audio(tmp_path / name)
+        assert rate == 16000 and np.allclose(back, tone, atol=1 / 32768)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flac", "a.wav"]
