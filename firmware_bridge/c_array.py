@@ -15,8 +15,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ModelError
 from edge_sed.frontend import mel_filterbank
 
-__all__ = ["write_c_array", "MODEL_ARRAY", "MODEL_ALIGNMENT", "C_FILES"]
+__all__ = ["write_c_array", "MODEL_ARRAY", "MODEL_ALIGNMENT", "C_FILES", "TFLITE_IDENTIFIER"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 MODEL_ARRAY = "g_model_data"
 #: Alignment of the model bytes (TFLite Micro needs at least 4; 16 suits SIMD kernels).
 MODEL_ALIGNMENT = 16
+#: The FlatBuffer file identifier of every TFLite model, at bytes 4-8.
+TFLITE_IDENTIFIER = b"TFL3"
 #: The files :func:`write_c_array` writes.
 C_FILES = ("model_data.h", "model_data.cc", "model_settings.h")
 _BYTES_PER_LINE = 12
@@ -172,11 +177,11 @@ def write_c_array(model_path: str | Path, bundle: ModelBundle, out_dir: str | Pa
     Parameters
     ----------
     model_path : path
-        The model file (an int8 ``.tflite`` for TFLite Micro); its bytes go in unchanged.
+        The model file (an int8 ``.tflite`` for TFLite Micro; anything else is refused); its bytes go in unchanged.
     bundle : ModelBundle
         Its metadata (:func:`edge_sed.bundle.read_bundle`).
     out_dir : path
-        Created if missing; existing files of the same names are replaced.
+        Created if missing; existing files of the same names are replaced, all three or none.
 
     Returns
     -------
@@ -188,12 +193,29 @@ def write_c_array(model_path: str | Path, bundle: ModelBundle, out_dir: str | Pa
         data = model_path.read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read model file {str(model_path)!r}: {exc.strerror}") from None
-    if not data:
-        raise ModelError(f"model file {str(model_path)!r} is empty")
+    if data[4:8] != TFLITE_IDENTIFIER:
+        raise ModelError(f"{str(model_path)!r} is not a TFLite model (its bytes 4-8 are not {TFLITE_IDENTIFIER.decode()}); "
+                         "TFLite Micro runs int8 .tflite files: make one with 'edge-sed quantize --tflite'")
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = (_model_data_header(), _model_data_source(data, model_path.name), _model_settings(bundle, model_path.name))
     paths = tuple(out_dir / name for name in C_FILES)
-    for path, text in zip(paths, texts):
-        path.write_text(text, encoding="ascii")
+    _replace_together(dict(zip(paths, texts)))
     log.info("wrote %s (%d model bytes) to %s", ", ".join(C_FILES), len(data), out_dir)
     return paths
+
+
+def _replace_together(texts: dict[Path, str]) -> None:
+    """Write every file in full beside its place, then move them all in: a failure (a full
+    disk, a folder standing where a file goes) leaves the previous set as it was."""
+    partials = {path: path.with_name(f".{path.name}.part") for path in texts}
+    try:
+        for path, text in texts.items():
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+            partials[path].write_text(text, encoding="ascii")
+        for path, partial in partials.items():
+            os.replace(partial, path)
+    finally:
+        for partial in partials.values():
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()

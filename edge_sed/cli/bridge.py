@@ -14,7 +14,7 @@ __all__ = ["bridge_app", "c_array"]
 bridge_app = typer.Typer(help="Microcontroller bridge: the model as C arrays for TFLite Micro.", no_args_is_help=True)
 app.add_typer(bridge_app, name="bridge")
 
-ModelArg = Annotated[Path, typer.Argument(help="Model file (an int8 .tflite with its .tflite.json sidecar, or a bundle .onnx).")]
+ModelArg = Annotated[Path, typer.Argument(help="Model file: an int8 .tflite with its .tflite.json sidecar (edge-sed quantize --tflite).")]
 OutDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Directory for model_data.h/.cc and model_settings.h.")]
 
 

@@ -38,14 +38,14 @@ def export(
         bool,
         typer.Option(
             "--c-array",
-            help="Write the given .tflite (or .onnx) bundle as model_data.{h,cc} + model_settings.h for TFLite Micro into the -o directory.",
+            help="Write the given int8 .tflite (with its .tflite.json sidecar) as model_data.{h,cc} + model_settings.h for TFLite Micro into the -o directory.",
         ),
     ] = False,
 ) -> None:
     if c_array:
-        if checkpoint.suffix not in (".tflite", ".onnx"):
+        if checkpoint.suffix != ".tflite":
             raise ConfigError(
-                f"--c-array takes a deployed model (.tflite or .onnx bundle), got {str(checkpoint)!r}; "
+                f"--c-array takes a TFLite model (.tflite, for TFLite Micro), got {str(checkpoint)!r}; "
                 "make one with 'edge-sed quantize ... --tflite'"
             )
         from edge_sed.cli.bridge import c_array as write_c_array
