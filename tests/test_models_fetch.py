@@ -24,13 +24,29 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _MirrorHandler(_QuietHandler):
+    """Files as they are; under ``/cut/`` a response that promises 5 MB and breaks off after 100 kB."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if not self.path.startswith("/cut/"):
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Length", str(5_000_000))
+        self.end_headers()
+        self.wfile.write(b"PK\x03\x04" + bytes(100_000))
+        self.close_connection = True
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> tuple[str, Path]:
-    """A local 'Zenodo' serving an official-format MobileNetV1 checkpoint under its official name."""
+    """A local 'Zenodo' serving an official-format MobileNetV1 checkpoint under its official name
+    (and, under ``/html/``, a web page under that name)."""
     root = tmp_path_factory.mktemp("zenodo")
     served = root / OFFICIAL_CHECKPOINTS["mobilenet_v1"].file_name
     torch.save({"model": build_model("mobilenet_v1", num_classes=527).state_dict(), "iteration": 0}, served)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    (root / "html").mkdir()
+    (root / "html" / served.name).write_text("<!DOCTYPE html><html><body>Sign in to download</body></html>\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_MirrorHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", served
@@ -82,3 +98,44 @@ def test_fetch_errors_are_one_line(mirror, tmp_path: Path) -> None:
     assert len(missing.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
     bad_digest = runner.invoke(app, ["models", "fetch", "cnn6", "-o", str(tmp_path), "--base-url", url, "--sha256", "xyz"])
     assert bad_digest.exit_code == 1 and bad_digest.output.strip() == "error: --sha256 must be 64 hexadecimal digits, got 'xyz'"
+
+
+
+def _without_checksums(monkeypatch, name: str) -> None:
+    """The served file is not the official one: let it through as MobileNetV2's is (no checksum known)."""
+    from edge_sed.models import fetch as fetch_module
+
+    monkeypatch.setitem(fetch_module.OFFICIAL_CHECKPOINTS, "mobilenet_v1", fetch_module.OfficialCheckpoint(name))
+
+
+def test_a_download_that_breaks_off_or_is_no_checkpoint_leaves_the_previous_file(mirror, tmp_path: Path, monkeypatch) -> None:
+    url, served = mirror
+    _without_checksums(monkeypatch, served.name)
+    previous = tmp_path / served.name
+    previous.write_bytes(b"PK\x03\x04 the checkpoint fetched before")
+    cut = runner.invoke(app, ["models", "fetch", "mobilenet_v1", "-o", str(tmp_path), "--base-url", f"{url}/cut"])
+    assert cut.exit_code == 1 and cut.output.startswith(f"error: cannot download '{url}/cut/MobileNetV1_mAP%3D0.389.pth?download=1': ")
+    assert "100004" in cut.output and cut.output.rstrip().endswith("; check the network or pass --base-url")
+    page = runner.invoke(app, ["models", "fetch", "mobilenet_v1", "-o", str(tmp_path), "--base-url", f"{url}/html"])
+    assert page.exit_code == 1 and "what came is no PyTorch checkpoint (it begins b'<!DOCTYPE html><')" in page.output
+    assert sorted(tmp_path.iterdir()) == [previous] and previous.read_bytes() == b"PK\x03\x04 the checkpoint fetched before"
+
+
+def test_a_file_url_mirror_is_read_as_it_is(mirror, tmp_path: Path, monkeypatch) -> None:
+    """No Zenodo ``?download=1`` on a ``file://`` mirror (a folder of checkpoints copied by hand)."""
+    _, served = mirror
+    _without_checksums(monkeypatch, served.name)
+    result = runner.invoke(app, ["models", "fetch", "mobilenet_v1", "-o", str(tmp_path), "--base-url", served.parent.as_uri()])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / served.name).read_bytes() == served.read_bytes()
+
+
+def test_local_problems_are_not_blamed_on_the_network(mirror, tmp_path: Path, monkeypatch) -> None:
+    url, served = mirror
+    _without_checksums(monkeypatch, served.name)
+    (tmp_path / served.name).mkdir()
+    taken = runner.invoke(app, ["models", "fetch", "mobilenet_v1", "-o", str(tmp_path), "--base-url", url])
+    assert taken.exit_code == 1
+    assert taken.output.strip() == f"error: {str(tmp_path / served.name)!r} is a directory; move it away or pick another --output-dir"
+    offline = runner.invoke(app, ["models", "fetch", "mobilenet_v1", "-o", str(tmp_path / "new"), "--base-url", "http://127.0.0.1:9"])
+    assert offline.exit_code == 1 and not (tmp_path / "new").exists()  # nothing made for a download that never began

@@ -34,6 +34,7 @@ import torch
 from edge_sed.config import FrontendConfig, from_mapping
 from edge_sed.errors import ConfigError, ModelError, require_file
 from edge_sed.labels import audioset_labels
+from edge_sed.models.fetch import TORCH_FILE_MAGIC
 from edge_sed.models.registry import AUDIOSET_CLASSES, MODELS, build_model, get_spec
 from edge_sed.models.tagger import SoundTagger
 
@@ -92,14 +93,10 @@ def save_checkpoint(path: str | Path, model: SoundTagger, *, labels: list[str], 
     return path
 
 
-#: How files that torch.save wrote begin: a zip archive (torch >= 1.6), or a pickle (protocol 2+, older torch).
-_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
-
-
 def _read(path: Path) -> dict[str, Any]:
     require_file(path, "checkpoint", ModelError)
     with path.open("rb") as fh:
-        if not fh.read(4).startswith(_CHECKPOINT_MAGIC):  # torch's legacy unpickler fails on such files in many ways
+        if not fh.read(4).startswith(TORCH_FILE_MAGIC):  # torch's legacy unpickler fails on such files in many ways
             raise ModelError(f"{str(path)!r} is not a PyTorch checkpoint (it is neither a zip archive nor a pickle)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import http.client
 import logging
 import re
 import urllib.error
@@ -24,12 +25,14 @@ from pathlib import Path
 
 from edge_sed.errors import ConfigError, ModelError
 
-__all__ = ["OfficialCheckpoint", "OFFICIAL_CHECKPOINTS", "ZENODO_FILES_URL", "fetch_checkpoint", "FetchResult"]
+__all__ = ["OfficialCheckpoint", "OFFICIAL_CHECKPOINTS", "ZENODO_FILES_URL", "TORCH_FILE_MAGIC", "fetch_checkpoint", "FetchResult"]
 
 log = logging.getLogger(__name__)
 
 #: Where PANNs' checkpoints live.
 ZENODO_FILES_URL = "https://zenodo.org/records/3987831/files"
+#: How files that torch.save wrote begin: a zip archive (torch >= 1.6), or a pickle (protocol 2+, older torch).
+TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_S = 60.0
 
@@ -92,24 +95,22 @@ def fetch_checkpoint(
     if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
         raise ConfigError(f"--sha256 must be 64 hexadecimal digits, got {expected_sha256!r}")
     expected = {"sha256": (expected_sha256 or official.sha256 or "").lower() or None, "md5": official.md5}
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / official.file_name
+    target = Path(output_dir) / official.file_name
+    if target.is_dir():
+        raise ModelError(f"{str(target)!r} is a directory; move it away or pick another --output-dir")
     part = target.with_name(target.name + ".part")
-    url = f"{base_url.rstrip('/')}/{urllib.parse.quote(official.file_name)}?download=1"
-    digests = {"sha256": hashlib.sha256(), "md5": hashlib.md5(usedforsecurity=False)}
+    url = f"{base_url.rstrip('/')}/{urllib.parse.quote(official.file_name)}"
+    if urllib.parse.urlsplit(url).scheme in ("http", "https"):
+        url += "?download=1"  # Zenodo's direct download
     log.info("fetching %s -> %s", url, target)
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, part.open("wb") as out:
-            while chunk := response.read(_CHUNK_BYTES):
-                out.write(chunk)
-                for digest in digests.values():
-                    digest.update(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        got = _download(url, part)
+    except OSError as exc:  # writing it: a full disk, a folder without write permission
         part.unlink(missing_ok=True)
-        why = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
-        raise ModelError(f"cannot download {url!r}: {why}; check the network or pass --base-url") from None
-    got = {kind: digest.hexdigest() for kind, digest in digests.items()}
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     for kind, want in expected.items():
         if want and got[kind] != want:
             part.unlink()
@@ -119,3 +120,42 @@ def fetch_checkpoint(
     if not verified:
         log.warning("%s: no checksum known; sha256 %s (compare with Zenodo's md5 %s)", target, got["sha256"], got["md5"])
     return FetchResult(path=target, sha256=got["sha256"], verified=verified)
+
+
+def _download(url: str, part: Path) -> dict[str, str]:
+    """Write *url*'s body to *part*; its SHA-256 and MD5. A failure to fetch (network, HTTP
+    status, a body shorter than announced, one that is no torch file) is a :class:`ModelError`;
+    one to write (a full disk, a missing permission) the :class:`OSError` itself."""
+    digests = {"sha256": hashlib.sha256(), "md5": hashlib.md5(usedforsecurity=False)}
+    received = 0
+
+    def failed(why: object) -> ModelError:
+        return ModelError(f"cannot download {url!r}: {why}; check the network or pass --base-url")
+
+    try:
+        response = urllib.request.urlopen(url, timeout=_TIMEOUT_S)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        why = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
+        raise failed(why) from None
+    with response:
+        announced = response.headers.get("Content-Length")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("wb") as out:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK_BYTES)
+                except (OSError, http.client.HTTPException) as exc:  # the connection broke off
+                    raise failed(exc) from None
+                if not chunk:
+                    break
+                received += len(chunk)
+                out.write(chunk)
+                for digest in digests.values():
+                    digest.update(chunk)
+    if announced is not None and announced.isdigit() and received != int(announced):
+        raise failed(f"the transfer ended after {received} of {announced} bytes")
+    with part.open("rb") as written:
+        head = written.read(16)
+    if not head.startswith(TORCH_FILE_MAGIC):
+        raise failed(f"what came is no PyTorch checkpoint (it begins {head!r})")
+    return {kind: digest.hexdigest() for kind, digest in digests.items()}
