@@ -62,6 +62,7 @@ def test_models_table_and_bad_seconds() -> None:
     table = CliRunner().invoke(app, ["models", "--seconds", "1"])
     assert table.exit_code == 0
     assert all(name in table.output for name in model_names())
+    assert f"{model_cost('cnn14', seconds=1).params:,}" in table.output  # whole in 80 columns, not '80,753,…'
     for seconds in ("0", "nan", "1e12"):
         bad = CliRunner().invoke(app, ["models", "--seconds", seconds])
         assert bad.exit_code == 1 and bad.output.strip() == f"error: --seconds must be between 0 and 60, got {float(seconds)!r}"

@@ -26,8 +26,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = pipe_console()
-err_console = Console(stderr=True)
+# soft_wrap: lines are not broken at the width (80 columns when not a terminal), so paths stay whole
+console = pipe_console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 #: Exit code when the reader of stdout went away (128 + SIGPIPE, as for a process SIGPIPE ends).
 READER_GONE_EXIT = 141
 _state = {"debug": False}

@@ -72,11 +72,13 @@ def list_models(
         return
     table = Table(title=f"edge-sed model zoo: a {seconds:g} s clip, MACs in units of 1e9", box=box.SIMPLE_HEAD)
     table.add_column("name", no_wrap=True)
-    for column in ("params", "macs_network", "macs_frontend", "panns_multiply_adds"):
-        table.add_column(column.replace("_", " "), justify="right")
-    for cost in costs:
-        table.add_row(cost.name, f"{cost.params:,}", f"{cost.macs_network / 1e9:.3f}",
-                      f"{cost.macs_frontend / 1e9:.3f}", f"{cost.panns_multiply_adds / 1e9:.3f}")
+    rows = [(cost.name, f"{cost.params:,}", f"{cost.macs_network / 1e9:.3f}", f"{cost.macs_frontend / 1e9:.3f}",
+             f"{cost.panns_multiply_adds / 1e9:.3f}") for cost in costs]
+    for index, column in enumerate(("params", "macs_network", "macs_frontend", "panns_multiply_adds"), start=1):
+        longest = max(len(row[index]) for row in rows)  # numbers stay whole in 80 columns; headers wrap
+        table.add_column(column.replace("_", " "), justify="right", min_width=longest)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
