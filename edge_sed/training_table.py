@@ -95,8 +95,10 @@ def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
     beds = out / "backgrounds"
     beds.mkdir(exist_ok=True)
     for background in catalog.backgrounds_in("train"):
-        link = beds / background.path.name
+        link, target = beds / background.path.name, background.path.resolve()
+        if link.is_symlink() and link.readlink() != target:  # a dangling or stale link from an earlier run
+            link.unlink()
         if not link.exists():
-            link.symlink_to(background.path.resolve())
+            link.symlink_to(target)
     log.info("training table: %d train/validation clips, %d test clips in %s", len(trainval), len(test), out)
     return out / "metadata.csv"

@@ -19,7 +19,7 @@ from edge_sed.errors import ConfigError, require
 
 __all__ = ["models_app", "list_models", "fetch", "tag"]
 
-models_app = typer.Typer(help="The model zoo: list it with costs, fetch official checkpoints.")
+models_app = typer.Typer(help="The model zoo: 'edge-sed models' lists it with costs; 'edge-sed models fetch' downloads official checkpoints.")
 app.add_typer(models_app, name="models")
 
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", "-c", help="A PANNs or edge-sed .pth checkpoint.")]
@@ -34,7 +34,7 @@ def tag(
     audio: Annotated[Path, typer.Argument(help="Audio file (any rate and channel count).")],
     checkpoint: CheckpointOpt,
     model: ModelNameOpt = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many labels to show.")] = 5,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many labels to show (--json gives them all).")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     require("torch", what="edge-sed tag", extra="train")

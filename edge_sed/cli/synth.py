@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from edge_sed.cli._app import command, console, err_console
 from edge_sed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge_sed.soundscape import Catalog
 
 __all__ = ["synth", "training_table"]
 
@@ -43,7 +46,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     data: Annotated[Path, typer.Option(help="The shared data root.")] = DEFAULT_DATA_ROOT,
 ) -> None:
-    from edge_sed.soundscape import SoundscapeConfig, load_catalog, synthesize_set, write_soundscape_set
+    from edge_sed.soundscape import SoundscapeConfig, synthesize_set, write_soundscape_set
 
     low, high = _parse_range(events, "--events", "3:6")
     if count < 1 or seed < 0:
@@ -51,7 +54,7 @@ def synth(
     config = SoundscapeConfig(
         duration_s=duration, min_events=int(low), max_events=int(high), snr_db=_parse_range(snr, "--snr", "0:20"), overlap=overlap
     )
-    soundscapes = synthesize_set(load_catalog(data), split, count, config, seed=seed, labels=label)
+    soundscapes = synthesize_set(_catalog(data), split, count, config, seed=seed, labels=label)
     tsv = write_soundscape_set(soundscapes, out_dir)
     n_events = sum(len(s.events) for s in soundscapes)
     console.print(f"{len(soundscapes)} soundscapes, {n_events} events -> {tsv}", highlight=False)
@@ -66,7 +69,16 @@ def training_table(
     out_dir: Annotated[Path, typer.Argument(help="Folder for clips/, metadata.csv, test/ and backgrounds/.")],
     data: Annotated[Path, typer.Option(help="The shared data root.")] = DEFAULT_DATA_ROOT,
 ) -> None:
-    from edge_sed.soundscape import load_catalog
     from edge_sed.training_table import write_training_table
 
-    console.print(f"wrote {write_training_table(load_catalog(data), out_dir)}", highlight=False)
+    console.print(f"wrote {write_training_table(_catalog(data), out_dir)}", highlight=False)
+
+
+def _catalog(data: Path) -> Catalog:
+    """The shared data's catalog; a missing root is named with --data (its default is relative)."""
+    from edge_sed.soundscape import load_catalog
+
+    if not data.is_dir():
+        raise ConfigError(f"no shared data folder at {str(data)!r}; pass --data with the folder that holds "
+                          "esc50-subset/, fsdd/, librosa-examples/ and backgrounds/")
+    return load_catalog(data)
