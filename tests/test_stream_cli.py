@@ -263,6 +263,13 @@ def test_portaudio_missing_names_the_package(monkeypatch) -> None:
                               "install it with: apt-get install libportaudio2")
 
 
+def test_devices_names_a_bad_model_before_looking_for_devices(tmp_path) -> None:
+    """Whether or not this machine has an input device, the model given is checked first."""
+    result = _invoke("devices", "--model", str(tmp_path / "missing.onnx"))
+    assert result.exit_code == 1
+    assert _error(result) == f"error: model file {str(tmp_path / 'missing.onnx')!r} does not exist"
+
+
 def test_detect_never_imports_torch_or_heavy_scipy(scene, test_bundle) -> None:
     heavy = ("torch", "scipy.signal", "scipy.stats")  # scipy.signal alone costs ~50 MB and ~1 s of start-up
     code = (

@@ -240,10 +240,10 @@ def detect(
 @command("devices", help="List audio input devices with their default rates and how listen opens them ('>' marks the default).")
 def devices(model: ModelOpt = None) -> None:
     """One line per input device: ``> [id] name (rate Hz, channels): listen opens it at R Hz, C ch``."""
+    rate = read_bundle(model or default_model_path()).frontend.sample_rate  # a bad --model is named first
     inputs = list_input_devices()
     if not inputs:
         raise AudioInputError("no input devices found (is a sound card or PulseAudio available?)")
-    rate = read_bundle(model or default_model_path()).frontend.sample_rate
     for device in inputs:
         mark = ">" if device["is_default"] else " "
         opened_rate, channels = input_settings(device, rate)
