@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import soxr
 
 from edge_sed.errors import AudioInputError, require_file
 
-__all__ = ["read_audio", "write_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
+__all__ = ["read_audio", "open_sound_file", "write_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,31 @@ def check_finite(samples: np.ndarray, source: str) -> None:
         raise AudioInputError(f"{source!r} contains {bad} NaN/Inf samples; re-export it as finite PCM or float audio")
 
 
+def open_sound_file(path: str | Path) -> sf.SoundFile:
+    """An open :class:`soundfile.SoundFile` with at least one frame, or one clear :class:`AudioInputError`.
+
+    A pipe (``cat x.flac | edge-sed tag /dev/stdin ...``) cannot seek, which libsndfile
+    needs for FLAC and OGG: its bytes are read into memory first.
+    """
+    path = Path(path)
+    require_file(path, "audio file", AudioInputError)
+    try:
+        handle = sf.SoundFile(str(path) if path.is_file() else io.BytesIO(path.read_bytes()))
+    except PermissionError:
+        raise AudioInputError(f"cannot read {str(path)!r}: permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioInputError(f"cannot read {str(path)!r} as audio ({_reason(exc)}); use WAV, FLAC or OGG/Opus") from None
+    if handle.frames == 0:
+        handle.close()
+        raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
+    return handle
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's reason, without soundfile's "Error opening <file>: " before it."""
+    return re.sub(r"^Error opening .*?: (Error : )?", "", str(exc))
+
+
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read a whole file as float32 mono, resampled to *sample_rate* if given.
 
@@ -103,15 +130,12 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     Raises :class:`AudioInputError` for missing, unreadable, corrupt, empty or
     non-finite audio. Clipping is logged, not refused (summed up under :func:`clipping_summary`).
     """
-    path = Path(path)
-    require_file(path, "audio file", AudioInputError)
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioInputError(
-            f"cannot read {str(path)!r} as audio ({exc}); use WAV, FLAC or OGG/Opus"
-        ) from None
-    if data.shape[0] == 0:
+    with open_sound_file(path) as handle:
+        try:
+            data, rate = handle.read(dtype="float32", always_2d=True), handle.samplerate
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioInputError(f"cannot read {str(path)!r} as audio ({_reason(exc)})") from None
+    if data.shape[0] == 0:  # a header that promised more than the file holds
         raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
     check_finite(data, str(path))
     clipped = int(np.count_nonzero(np.abs(data) >= CLIP_LEVEL))

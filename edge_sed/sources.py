@@ -26,8 +26,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, to_mono
-from edge_sed.errors import AudioInputError, ConfigError, require_file
+from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, open_sound_file, to_mono
+from edge_sed.errors import AudioInputError, ConfigError
 from edge_sed.ringbuffer import RingBuffer
 
 __all__ = [
@@ -308,20 +308,6 @@ class MicSource:
 # --- files and stdin ----------------------------------------------------------------------
 
 
-def _open_sound_file(path: Path) -> sf.SoundFile:
-    require_file(path, "audio file", AudioInputError)
-    try:
-        handle = sf.SoundFile(str(path))
-    except PermissionError:
-        raise AudioInputError(f"cannot read {str(path)!r}: permission denied") from None
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioInputError(f"cannot read {str(path)!r} as audio ({exc}); use WAV, FLAC or OGG") from None
-    if handle.frames == 0:
-        handle.close()
-        raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
-    return handle
-
-
 class FileSource:
     """An audio file (WAV, FLAC, OGG) read block by block.
 
@@ -344,7 +330,7 @@ class FileSource:
     def __init__(self, path: str | Path, sample_rate: int, *, realtime: bool = False, block_frames: int = BLOCK_FRAMES,
                  block_s: float | None = None) -> None:
         self.path = Path(path)
-        self._handle = _open_sound_file(self.path)
+        self._handle = open_sound_file(self.path)
         self.name = self.file = str(self.path)
         self.sample_rate = sample_rate
         self.file_rate = self._handle.samplerate

@@ -1,4 +1,5 @@
-"""Reading audio: clipping is warned about once per file, or once per batch of files."""
+"""Reading and writing audio: clipping is warned about once per file, or once per batch of files;
+pipes are read; files are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import soundfile as sf
 
 from edge_sed.audio import clipping_summary, read_audio, write_audio
+
+from conftest import DATA
 
 
 def _write(path: Path, samples: np.ndarray, rate: int) -> Path:
@@ -81,3 +84,19 @@ def test_write_audio_round_trips_flac_and_wav(tmp_path) -> None:
         back, rate = read_audio(tmp_path / name)
         assert rate == 16000 and np.allclose(back, tone, atol=1 / 32768)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flac", "a.wav"]
+
+
+def test_encoded_audio_from_a_pipe_is_read(tmp_path) -> None:
+    """``cat dog.flac | edge-sed tag /dev/stdin ...``: libsndfile cannot seek a pipe, so its bytes are read first."""
+    import os
+    import threading
+
+    dog = DATA / "esc50_dog_5-203128-A-0.flac"
+    fifo = tmp_path / "audio.pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(dog.read_bytes()))
+    writer.start()
+    samples, rate = read_audio(fifo)
+    writer.join()
+    expected, expected_rate = read_audio(dog)
+    assert rate == expected_rate and np.array_equal(samples, expected)

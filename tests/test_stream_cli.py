@@ -103,7 +103,8 @@ def _write_empty(path: Path) -> Path:
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing.wav", "error: audio file '{path}' does not exist"),
     (lambda p: p, "error: audio file '{path}' is a directory; give a file"),
-    (lambda p: _write_corrupt(p / "corrupt.wav"), "error: cannot read '{path}' as audio (Error opening"),
+    (lambda p: _write_corrupt(p / "corrupt.wav"), "error: cannot read '{path}' as audio (Error in WAV file. No 'data' chunk marker.); "
+                                                   "use WAV, FLAC or OGG/Opus"),
     (lambda p: _write_empty(p / "empty.wav"), "error: audio file '{path}' is empty (0 samples)"),
     (lambda p: _write_nonfinite(p / "nan.wav"), "error: '{path}' contains NaN/Inf samples; re-export it as finite PCM or float audio"),
 ])
