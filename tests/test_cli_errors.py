@@ -60,3 +60,35 @@ def test_empty_argument_accepts_values_that_end_in_an_equals_sign() -> None:
     assert empty_argument(["train", "teacher", "r.toml", "--set", "train.resume="]) is None
     assert empty_argument(["train", "teacher", "r.toml", "--set=train.resume="]) is None
     assert empty_argument(["detect", "a.wav", "--threshold", "dog=0.5"]) is None
+
+
+_WITHOUT_TRAIN_EXTRA = """
+import sys
+
+class NoTrainExtra:
+    \"\"\"Import hook: torch and onnx are not installed, as after a plain 'pip install edge-sed'.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTrainExtra())
+from edge_sed.cli import main
+sys.argv = ["edge-sed", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("args, what, module", [
+    (["export", "student.pt", "-o", "student.onnx"], "edge-sed export", "torch"),
+    (["quantize", "student.onnx", "-o", "student.int8.onnx", "--calibration", "clips"], "edge-sed quantize", "onnx"),
+    (["tune", "student.onnx", "validation.tsv", "-o", "tuned.onnx"], "edge-sed tune", "onnx"),
+    (["bench", "latency"], "bench latency", "torch"),
+    (["bench", "macs-map"], "bench macs-map", "torch"),
+])
+def test_commands_that_need_the_train_extra_say_so_in_one_line(tmp_path, args, what, module) -> None:
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_TRAIN_EXTRA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {what} needs the [train] extra ({module} is not installed): pip install 'edge-sed[train]'"]

@@ -19,7 +19,7 @@ from edge_sed.bench.latency import DEFAULT_LATENCY_MODELS
 from edge_sed.bench.stream import STARTUP_S
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, ProgressCallback, format_table, parse_pair
 from edge_sed.cli._app import app, command, console, err_console
-from edge_sed.errors import EdgeSedError
+from edge_sed.errors import EdgeSedError, require
 
 bench_app = typer.Typer(
     help="Benchmarks: multiply-adds vs mAP, latency per backend, streaming cost.",
@@ -27,7 +27,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated zoo model names.")]
+ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated zoo model names (default: the whole zoo).")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for the JSON results (and plot).")]
 WorkDirOpt = Annotated[Path | None, typer.Option("--work-dir", help="Keep exported model files here (default: a temporary folder).")]
 ShippedOpt = Annotated[bool, typer.Option("--shipped/--no-shipped", help="Include the shipped default model.")]
@@ -59,7 +59,7 @@ def _pairs(items: list[str] | None, option: str, example: str) -> tuple[tuple[st
 
 @command("latency", target=bench_app, help="Per-window latency per model x backend x threads, in one run.")
 def latency(
-    models: ModelsOpt = ",".join(DEFAULT_LATENCY_MODELS),
+    models: Annotated[str, typer.Option("--models", help="Comma-separated zoo model names, or 'none' (only --model-file and the shipped model).")] = ",".join(DEFAULT_LATENCY_MODELS),
     backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends.")] = ",".join(PRECISIONS),
     threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts or 'all'.")] = "1,all",
     audio: Annotated[Path | None, typer.Option("--audio", help="Real recording cut into windows (default: the demo recording).")] = None,
@@ -73,8 +73,10 @@ def latency(
 ) -> None:
     from edge_sed.bench.latency import LATENCY_COLUMNS, LatencyConfig, parse_threads, run_latency_benchmark
 
+    require("torch", what="bench latency", extra="train")  # zoo models, and every row's PANNs torch baseline
+    zoo = () if models.strip() == "none" else _split(models)
     config = LatencyConfig(
-        models=_split(models), backends=_split(backends), threads=parse_threads(threads),
+        models=zoo, backends=_split(backends), threads=parse_threads(threads),
         audio=str(audio or ""), model_files=_pairs(model_file, "--model-file", "student=runs/student.int8.onnx"), include_shipped=shipped, window_s=window_s,
         warmup=warmup, repeats=repeats, results_dir=str(results), work_dir=str(work_dir or ""),
     )
@@ -93,6 +95,7 @@ def macs_map(
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
     work_dir: WorkDirOpt = None,
 ) -> None:
+    require("torch", what="bench macs-map", extra="train")  # MACs are counted on the torch models
     from edge_sed.bench.macs_map import MACS_MAP_COLUMNS, MacsMapConfig, run_macs_map
 
     config = MacsMapConfig(

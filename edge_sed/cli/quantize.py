@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_sed.cli._app import command, console
-from edge_sed.errors import ConfigError
+from edge_sed.errors import ConfigError, require
 from quantize.clips import CALIBRATION_WINDOWS
 
 __all__ = ["export", "quantize"]
@@ -52,6 +52,7 @@ def export(
 
         write_c_array(checkpoint, output)
         return
+    require("torch", what="edge-sed export", extra="train")
     from quantize.export import VERIFY_AUDIO, export_onnx
 
     result = export_onnx(
@@ -101,7 +102,7 @@ def quantize(
         Optional[list[str]], typer.Option("--set", help="Override a recipe value for --qat-epochs, section.key=value (repeatable).")
     ] = None,
 ) -> None:
-    from edge_sed.errors import ConfigError
+    require("onnx", what="edge-sed quantize", extra="train")
     from quantize.report import format_report
     from quantize.workflow import quantize_model
 

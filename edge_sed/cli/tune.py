@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edge_sed.cli._app import command, console
+from edge_sed.errors import require
 
 __all__ = ["tune"]
 
@@ -20,6 +21,7 @@ def tune(
     hop: Annotated[Optional[float], typer.Option("--hop", help="Seconds between windows; default: the model's.")] = None,
     min_events: Annotated[int, typer.Option(help="Classes with fewer validation events keep the default rule.")] = 4,
 ) -> None:
+    require("onnx", what="edge-sed tune", extra="train")  # it writes the tuned bundle
     from edge_sed.tuning import tune_bundle
 
     result = tune_bundle(model, annotations, output, hop_s=hop, min_events_per_class=min_events)
