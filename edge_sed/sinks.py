@@ -51,6 +51,7 @@ __all__ = [
     "SINK_SCHEMES",
     "register_sink_scheme",
     "parse_sink_spec",
+    "writes_stdout",
     "open_sinks",
     "JsonlSink",
     "TsvSink",
@@ -128,6 +129,12 @@ def _valid_forms() -> str:
 
 def _bad_spec(text: str, why: str) -> SinkError:
     return SinkError(f"{why} in sink {text!r}; valid sinks: {_valid_forms()}")
+
+
+def writes_stdout(spec: SinkSpec | str) -> bool:
+    """Whether the sink *spec* names writes to stdout (``jsonl``, ``tsv``, ``terminal``)."""
+    spec = parse_sink_spec(spec) if isinstance(spec, str) else spec
+    return SINK_SCHEMES[spec.scheme].writes_stdout(spec.target)
 
 
 def parse_sink_spec(text: str) -> SinkSpec:
@@ -219,7 +226,7 @@ def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None 
         The input's name, for the ``filename`` column of TSV rows of events without one.
     """
     parsed = [parse_sink_spec(spec) for spec in specs]
-    on_stdout = [spec.text for spec in parsed if SINK_SCHEMES[spec.scheme].writes_stdout(spec.target)]
+    on_stdout = [spec.text for spec in parsed if writes_stdout(spec)]
     if len(on_stdout) > 1:
         raise SinkError(f"sinks {on_stdout[0]!r} and {on_stdout[1]!r} would both write to stdout; "
                         "send one to a file (jsonl:PATH, tsv:PATH, or detect's -o FILE)")

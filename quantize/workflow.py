@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from quantize.qat import QatJob
 
 __all__ = ["QuantizeResult", "quantize_model"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ def quantize_model(
         clips, description, note = default_labelled_clips()
         if not clips:
             clips, description = calibration_clips, f"{calibration} (calibration clips, unlabelled)"
+    if report and clips is not calibration_clips:
+        note = "; ".join(filter(None, [note, _calibrated_on(clips, calibration_clips)]))
     windows = calibration_windows(calibration_clips, fp32, max_windows=max_windows)
     int8 = quantize_onnx(model, output, windows, keep_float=keep_float)
     tflite_path = None
@@ -89,3 +94,15 @@ def quantize_model(
     models = [Path(model), output] + ([tflite_path] if tflite_path else [])
     measured = compare_models(models, clips, clips_description=description, note=note, latency_runs=latency_runs)
     return QuantizeResult(output, int8, tflite_path, measured)
+
+
+def _calibrated_on(clips: Sequence[Clip], calibration_clips: Sequence[Clip]) -> str:
+    """A warning (also the report's note) when the scored clips were calibration clips too: the
+    int8 model has then seen their levels, and its drop on them reads smaller than on new audio."""
+    shared = {clip.path.resolve() for clip in clips} & {clip.path.resolve() for clip in calibration_clips}
+    if not shared:
+        return ""
+    message = (f"{len(shared)} of the {len(clips)} clips scored are calibration clips too; calibrate on other audio "
+               "(e.g. ESC-50's training folds) for a drop that holds on new audio")
+    log.warning(message)
+    return message

@@ -161,6 +161,8 @@ def test_quantize_report_json_on_a_labelled_csv(models: dict[str, Path]) -> None
     )
     report = json.loads(output)
     assert report["n_clips"] == len(CLASSES) and report["labelled"] is True
+    # calibrated on the very clips it scores: the report says so
+    assert report["note"].startswith(f"{len(CLASSES)} of the {len(CLASSES)} clips scored are calibration clips too; ")
     assert [row["precision"] for row in report["models"]] == ["fp32", "int8"]
     assert report["models"][0]["accuracy"] == 1.0  # the four clips it was fitted on
     assert 0.0 <= report["agreements"][0]["accuracy_drop_relative"] <= 0.25

@@ -264,6 +264,13 @@ def test_portaudio_missing_names_the_package(monkeypatch) -> None:
                               "install it with: apt-get install libportaudio2")
 
 
+@pytest.mark.parametrize("spec", ["tsv", "jsonl", "terminal"])
+def test_a_sink_on_stdout_beside_detect_s_own_events_asks_for_o(scene, test_bundle, spec) -> None:
+    result = _invoke("detect", str(scene), "--model", str(test_bundle), "--sink", spec)
+    assert result.exit_code == 1
+    assert _error(result) == f"error: --sink {spec} writes to stdout, where detect's events go without -o; give -o FILE"
+
+
 def test_devices_names_a_bad_model_before_looking_for_devices(tmp_path) -> None:
     """Whether or not this machine has an input device, the model given is checked first."""
     result = _invoke("devices", "--model", str(tmp_path / "missing.onnx"))

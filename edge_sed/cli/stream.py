@@ -233,6 +233,12 @@ def detect(
             sources.append(StdinSource(model_rate, rate=rate, channels=channels))
         else:
             sources.append(FileSource(name, model_rate, realtime=realtime))
+    if output is None:
+        from edge_sed.sinks import writes_stdout
+
+        on_stdout = [spec for spec in sink or () if writes_stdout(spec)]
+        if on_stdout:
+            raise SinkError(f"--sink {on_stdout[0]} writes to stdout, where detect's events go without -o; give -o FILE")
     events_spec = f"{output_format}:{output}" if output else output_format
     _run_pipeline(sources, backend, [events_spec, *(sink or [])], settings)
 
