@@ -1,6 +1,6 @@
 """What a window costs after the pipeline has been idle: CPU time per window against the gap before it.
 
-    python benchmarks/idle_gap.py [MODEL ...] [--runs 30] [--out benchmarks/results/idle_gap.json]
+    python benchmarks/idle_gap.py [MODEL ...] [--runs 40] [--results benchmarks/results]  # writes idle_gap.json there
 
 ``listen`` scores one window per hop and waits in between; measured in
 ``edge-sed bench stream``, a paced run costs about twice the CPU per window of
@@ -98,8 +98,8 @@ def cpu_per_window(score: Callable[[], object], before: Callable[[], None], runs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path, default=[SHIPPED_MODEL])
-    parser.add_argument("--runs", type=int, default=30, help="windows per condition (back to back: 10x as many)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "idle_gap.json")
+    parser.add_argument("--runs", type=int, default=40, help="windows per condition (back to back: 10x as many)")
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results", help="folder for idle_gap.json")
     args = parser.parse_args()
 
     memory = np.ones(SWEEP_BYTES // 8)
@@ -124,7 +124,7 @@ def main() -> None:
     print(format_table(rows, COLUMNS))
     settings = {"models": [str(path) for path in args.models], "runs": args.runs, "gaps_s": list(GAPS_S),
                 "sweep_bytes": SWEEP_BYTES, "window": str(DEMO_AUDIO), "threads": 1}
-    print(f"results: {write_results('idle_gap', rows, settings=settings, results_dir=args.out.parent)}")
+    print(f"results: {write_results('idle_gap', rows, settings=settings, results_dir=args.results)}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 The measurement lives in :mod:`edge_sed.bench.stream` (``edge-sed bench stream``
 runs it on the shipped model and demo recording). This script runs it on the
 tests' tiny bundle (tests/bundles.py) and a scene of fixture clips with known
-onsets, unless ``--model`` is given. Prints a table and writes
-``benchmarks/results/stream.json`` with machine info.
+onsets, unless ``--model`` is given. Prints a table and writes ``stream.json``
+with machine info into ``benchmarks/results/tiny_bundle/`` (not over the shipped
+model's ``benchmarks/results/stream.json``), or into ``--out``.
 
     python benchmarks/stream.py [--model M.onnx] [--long-s 600] [--paced-s 30]
 """
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model bundle (.onnx); default: the tests' tiny bundle")
     parser.add_argument("--long-s", type=float, default=600.0, help="length of the as-fast-as-possible run")
     parser.add_argument("--paced-s", type=float, default=30.0, help="length of the real-time paced run")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--out", type=Path, default=RESULTS / "tiny_bundle", help="results folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the shared clips' clipping warnings are not news here
 

@@ -261,6 +261,8 @@ def main() -> None:
     if not args.aggregate:
         _run_all(args)
     report = _aggregate(args)
+    if not report["runs"]:
+        sys.exit(f"no finished run under {args.out}: {RESULTS / 'train_esc50.json'} left as it is")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_esc50.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     table = _table(report)

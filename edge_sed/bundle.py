@@ -159,7 +159,7 @@ def read_bundle(path: str | Path) -> ModelBundle:
         if not sidecar.is_file():
             raise ModelError(
                 f"{str(path)!r} has no edge-sed metadata (expected {sidecar.name!r} beside it); "
-                "export it with 'edge-sed export'"
+                "make it with 'edge-sed quantize ... --tflite'"
             )
         text = sidecar.read_text(encoding="utf-8")
     return ModelBundle.from_json(text, source=str(path))

@@ -118,7 +118,8 @@ def test_already_int8_refused_by_quantize(tmp_path: Path) -> None:
 def test_tflite_without_sidecar_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.tflite"
     path.write_bytes(b"TFL3")
-    with pytest.raises(ModelError, match=r"has no edge-sed metadata \(expected 'model.tflite.json' beside it\)"):
+    with pytest.raises(ModelError, match=r"has no edge-sed metadata \(expected 'model.tflite.json' beside it\); "
+                                         r"make it with 'edge-sed quantize \.\.\. --tflite'$"):
         load_backend(path)
 
 

@@ -30,12 +30,12 @@ _DEFAULT_MODEL = "default.onnx"
 _DEMO_RECORDING = "demo.flac"
 _STDIN_NAME = "-"
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model bundle (.onnx); default: the shipped model.")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model: an .onnx bundle, a .tflite with its sidecar, or a torch checkpoint; default: the shipped model.")]
 HopOpt = Annotated[Optional[float], typer.Option("--hop", help="Seconds between windows (0.1 up to the window); default: the model's.")]
 ThresholdOpt = Annotated[Optional[list[str]], typer.Option(
     "--threshold", help="Onset threshold: 0.6 for every class, or LABEL=0.6 for one (repeatable).")]
 SinkOpt = Annotated[Optional[list[str]], typer.Option(
-    "--sink", help="Where events go (repeatable; one on stdout at most): terminal, jsonl, jsonl:PATH, tsv, tsv:PATH, mqtt://host:port/topic, udp://host:port.")]
+    "--sink", help="Where events go (repeatable; one on stdout at most): terminal, jsonl, jsonl:PATH, tsv, tsv:PATH, mqtt://host:port/topic, serial:///dev/ttyUSB0, udp://host:port, tcp://host:port.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with \\[stream] and \\[tracker] settings.")]
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Use the shipped demo recording instead of real input.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", "-d", help="Input device: index or name substring (see 'edge-sed devices').")]

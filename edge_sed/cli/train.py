@@ -84,8 +84,9 @@ def _run_training(config: Path, sets: list[str] | None, *, distill: bool, **opti
     if not distill and recipe.distill is not None:
         raise ConfigError(f"{str(config)!r} has a [distill] section; use 'edge-sed train distill' for it")
     result = train(recipe, progress=RichProgress())
-    best = ", ".join(f"{name} {value:.4f}" for name, value in result.best_metrics.items() if name.startswith("val_"))
-    console.print(f"best checkpoint: {result.best_checkpoint} ({best})", highlight=False)
+    if result.best_metrics:  # torchrun: only rank 0 validates, and says which checkpoint is best
+        best = ", ".join(f"{name} {value:.4f}" for name, value in result.best_metrics.items() if name.startswith("val_"))
+        console.print(f"best checkpoint: {result.best_checkpoint} ({best})", highlight=False)
 
 
 def _training_command(name: str, *, distill: bool, help: str) -> None:
