@@ -56,10 +56,16 @@ def scene(tmp_path_factory) -> Path:
     return write_scene(tmp_path_factory.mktemp("mic") / "scene.wav", PLACEMENTS, SCENE_S)
 
 
+def _default_sigint() -> None:
+    """In the child: take SIGINT as a terminal's Ctrl-C even when the tests run as a background
+    job, which a shell without job control starts with SIGINT ignored (and Python keeps that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _edge_sed(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "edge_sed", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint, **kwargs)
 
 
 def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_when,
