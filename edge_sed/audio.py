@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from edge_sed.errors import AudioInputError, require_file
+from edge_sed.files import replaced_whole
 
 __all__ = ["read_audio", "open_sound_file", "write_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
@@ -155,18 +156,13 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit PCM audio, format from the suffix (``.flac``, ``.wav``), whole or not at all.
 
-    It goes to a hidden file beside *path*, renamed over *path* once complete. When the
-    disk is full (libsndfile says only "System error.") :class:`OSError` names *path*,
-    and neither a partial file nor the hidden one is left.
+    It goes to a hidden file beside *path*, moved over *path* once complete
+    (:func:`edge_sed.files.replaced_whole`). When the disk is full (libsndfile says only
+    "System error.") :class:`OSError` names *path*, and no partial file is left.
     """
     path = Path(path)
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        sf.write(partial, samples, sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
-        os.replace(partial, path)
-    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        if isinstance(exc, OSError):
-            raise
-        raise OSError(errno.EIO, f"cannot write audio ({exc} Is the disk full?)", str(path)) from None
+    with replaced_whole(path) as (partial,):
+        try:
+            sf.write(partial, samples, sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
+        except RuntimeError as exc:  # soundfile's LibsndfileError
+            raise OSError(errno.EIO, f"cannot write audio ({exc} Is the disk full?)", str(path)) from None

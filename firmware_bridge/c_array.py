@@ -15,11 +15,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import numpy as np
 
 from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ModelError
+from edge_sed.files import replaced_whole
 from edge_sed.frontend import mel_filterbank
 
 __all__ = ["write_c_array", "MODEL_ARRAY", "MODEL_ALIGNMENT", "C_FILES", "TFLITE_IDENTIFIER"]
@@ -199,23 +197,9 @@ def write_c_array(model_path: str | Path, bundle: ModelBundle, out_dir: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = (_model_data_header(), _model_data_source(data, model_path.name), _model_settings(bundle, model_path.name))
     paths = tuple(out_dir / name for name in C_FILES)
-    _replace_together(dict(zip(paths, texts)))
+    with replaced_whole(*paths) as partials:  # all three or none: a failure leaves the previous set
+        for partial, text in zip(partials, texts):
+            partial.write_text(text, encoding="ascii")
     log.info("wrote %s (%d model bytes) to %s", ", ".join(C_FILES), len(data), out_dir)
     return paths
 
-
-def _replace_together(texts: dict[Path, str]) -> None:
-    """Write every file in full beside its place, then move them all in: a failure (a full
-    disk, a folder standing where a file goes) leaves the previous set as it was."""
-    partials = {path: path.with_name(f".{path.name}.part") for path in texts}
-    try:
-        for path, text in texts.items():
-            if path.is_dir():
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-            partials[path].write_text(text, encoding="ascii")
-        for path, partial in partials.items():
-            os.replace(partial, path)
-    finally:
-        for partial in partials.values():
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
