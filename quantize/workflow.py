@@ -75,14 +75,15 @@ def quantize_model(
         check_tflite_source(tflite_checkpoint, fp32)
     calibration_clips = list_clips(calibration)
     clips: list[Clip] = []
-    if report and labelled is not None:
-        clips, description, note = list_clips(labelled, fold=fold), f"{labelled}" + (f" fold {fold}" if fold else ""), ""
-    elif report:
-        clips, description, note = default_labelled_clips()
-        if not clips:
-            clips, description = calibration_clips, f"{calibration} (calibration clips, unlabelled)"
-    if report and clips is not calibration_clips:
-        note = "; ".join(filter(None, [note, _calibrated_on(clips, calibration_clips)]))
+    if report:  # the clips to score, listed before anything is written
+        if labelled is not None:
+            clips, description, note = list_clips(labelled, fold=fold), f"{labelled}" + (f" fold {fold}" if fold else ""), ""
+        else:
+            clips, description, note = default_labelled_clips()
+            if not clips:
+                clips, description = calibration_clips, f"{calibration} (calibration clips, unlabelled)"
+        if clips is not calibration_clips:
+            note = "; ".join(filter(None, [note, _calibrated_on(clips, calibration_clips)]))
     windows = calibration_windows(calibration_clips, fp32, max_windows=max_windows)
     int8 = quantize_onnx(model, output, windows, keep_float=keep_float)
     tflite_path = None

@@ -86,10 +86,10 @@ def model_cost(name: str, *, seconds: float = 10.0, frontend: FrontendConfig | N
     with torch.device("meta"):
         model = build_model(name, num_classes=num_classes, frontend=frontend).eval()
     config = model.frontend_config
-    n_samples = round(seconds * config.sample_rate)
-    if n_samples < min_samples(model):
+    n_samples, shortest = round(seconds * config.sample_rate), min_samples(model)
+    if n_samples < shortest:
         raise ConfigError(f"a {seconds:g} s clip is too short for {name}: it needs at least "
-                          f"{math.ceil(min_samples(model) / config.sample_rate * 100) / 100:g} s")
+                          f"{math.ceil(shortest / config.sample_rate * 100) / 100:g} s")
     n_frames = config.n_frames(n_samples)
     network = network_macs(model, n_frames)
     return ModelCost(
