@@ -344,7 +344,7 @@ class TerminalSink:
     input level, real-time factor, overruns and the other counters.
 
     Chosen explicitly (``terminal``); it draws on *console* (default: stdout).
-    The view is one styled :class:`rich.text.Text`, not tables: a table redraw
+    The view is lines of styled segments, not tables or ``Text``: a table redraw
     cost ~3 ms of CPU, as much as the rest of ``listen``'s hop. Status updates
     redraw it at most every *min_redraw_s* seconds; events always do.
     """
@@ -395,31 +395,55 @@ class TerminalSink:
 
     def render(self) -> Any:
         """The view as a rich renderable."""
-        from rich.text import Text
+        from rich.control import strip_control_codes
+        from rich.segment import Segment
 
-        view = Text(no_wrap=True, overflow="crop")
+        bold, bar, bar_back = (self.console.get_style(name) for name in ("bold", "bar.complete", "bar.back"))
+        width = self._label_width
+        lines: list[list[Any]] = []
         status = self._status
         if status is not None:
             counters = "".join(f"  {name} {value}" for name, value in sorted(status.counters.items()))
-            view.append(f"t {status.time_s:8.2f} s  level {status.level_dbfs:6.1f} dBFS  "
-                        f"real-time factor {status.real_time_factor:.3f}  overruns {status.overruns}{counters}\n")
-            view.append("scores\n", style="bold")
+            lines.append([Segment(f"t {status.time_s:8.2f} s  level {status.level_dbfs:6.1f} dBFS  "
+                                  f"real-time factor {status.real_time_factor:.3f}  overruns {status.overruns}{counters}")])
+            lines.append([Segment("scores", bold)])
             top = sorted(range(len(status.scores)), key=lambda i: -status.scores[i])[: self.top_classes]
             for i in top:
                 mark = "*" if status.labels[i] in status.active else " "
-                view.append(f"{mark} {status.labels[i]:<{self._label_width}} ")
                 filled = round(_METER_WIDTH * min(1.0, max(0.0, status.scores[i])))
-                view.append("\u2501" * filled, style="bar.complete")
-                view.append("\u2500" * (_METER_WIDTH - filled), style="bar.back")  # light: visible without colour
-                view.append(f" {status.scores[i]:.2f}\n")
-        width = self._label_width
-        view.append(f"{'active':<{width + 2}} {'since (s)':>9}  {'confidence':>10}\n", style="bold")
+                lines.append([Segment(strip_control_codes(f"{mark} {status.labels[i]:<{width}} ")),
+                              Segment("\u2501" * filled, bar),
+                              Segment("\u2500" * (_METER_WIDTH - filled), bar_back),  # light: visible without colour
+                              Segment(f" {status.scores[i]:.2f}")])
+        lines.append([Segment(f"{'active':<{width + 2}} {'since (s)':>9}  {'confidence':>10}", bold)])
         for event in self._active.values():
-            view.append(f"  {event.label:<{width}} {event.onset:9.2f}  {event.confidence:10.2f}\n")
-        view.append(f"{'recent':<{width + 2}} {'onset (s)':>9}  {'offset (s)':>10}  {'confidence':>10}", style="bold")
+            lines.append([Segment(strip_control_codes(
+                f"  {event.label:<{width}} {event.onset:9.2f}  {event.confidence:10.2f}"))])
+        lines.append([Segment(f"{'recent':<{width + 2}} {'onset (s)':>9}  {'offset (s)':>10}  {'confidence':>10}", bold)])
         for event in self._recent:
-            view.append(f"\n  {event.label:<{width}} {event.onset:9.2f}  {event.offset:10.2f}  {event.confidence:10.2f}")
-        return view
+            lines.append([Segment(strip_control_codes(
+                f"  {event.label:<{width}} {event.onset:9.2f}  {event.offset:10.2f}  {event.confidence:10.2f}"))])
+        return _ViewLines(lines)
+
+
+class _ViewLines:
+    """Lines of styled rich segments, drawn as they are: no wrapping to work out.
+
+    A styled ``Text`` of the same lines cost rich about 4x the CPU per redraw
+    (``benchmarks`` measure the view at every hop); rich still crops each line
+    to the terminal's width.
+    """
+
+    def __init__(self, lines: list[list[Any]]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.segment import Segment
+
+        for index, line in enumerate(self.lines):
+            if index:
+                yield Segment.line()
+            yield from line
 
 
 def _open_terminal(target: str | None, *, labels: Sequence[str], file: str | None) -> TerminalSink:

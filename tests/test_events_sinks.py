@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from unittest import mock
@@ -258,6 +259,18 @@ def test_terminal_view_shows_events_meters_and_counters() -> None:
     assert "  Siren  " + "━" * 8 + "─" * 22 + " 0.25" in text
     assert "  Dog         1.25        0.81" in text  # active since 1.25 s
     assert "  Siren       2.00        6.12        0.50" in text  # recent, complete
+
+
+def test_terminal_view_crops_lines_to_a_narrow_terminal() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=24, color_system=None)
+    view = TerminalSink(LABELS, console=console)
+    view.update(StreamStatus(2.0, LABELS, (0.9, 0.25), ("Dog",), -23.5, 0.042, 3, {"clipped": 2}))
+    view.emit(SIREN)
+    view.close()
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue()).replace("\r", "\n").splitlines()
+    assert "t     2.00 s  level  -23" in lines  # cropped, not wrapped onto a second line
+    assert "  Siren       2.00      " in lines
+    assert max(len(line) for line in lines) == 24
 
 
 def test_terminal_view_redraws_for_every_event_but_caps_status_redraws() -> None:
