@@ -77,7 +77,9 @@ def clipping_summary(what: str = "audio files") -> Iterator[None]:
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Down-mix shape (n,) or (n, channels) to (n,) float32 by averaging channels."""
     samples = np.asarray(samples, dtype=np.float32)
-    return samples if samples.ndim == 1 else samples.mean(axis=1, dtype=np.float32)
+    if samples.ndim == 1:
+        return samples
+    return samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
 
 
 def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
