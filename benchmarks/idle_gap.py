@@ -11,7 +11,7 @@ thread) scores the same real log-mel window back to back, then after gaps of
 sleeps), and right after reading 64 MB of other memory (caches
 flushed by the process itself, no gap). Beside the models, the pipeline's own
 front end in the same conditions: :class:`~edge_sed.frontend.StreamingLogMel`
-taking one 250 ms hop of samples (numpy and scipy, no ONNX Runtime), to tell a
+taking one 250 ms hop of samples (numpy, no ONNX Runtime), to tell a
 runtime's behaviour from the machine's. The time is the scoring thread's CPU
 time (``time.thread_time``), median and 90th percentile; ratios are to the
 same subject back to back in the same run.

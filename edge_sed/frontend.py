@@ -1,4 +1,4 @@
-"""Log-mel front end in numpy/scipy: offline (:class:`LogMel`) and incremental
+"""Log-mel front end in numpy: offline (:class:`LogMel`) and incremental
 (:class:`StreamingLogMel`).
 
 The definition (one for the whole project; the torch twin in
@@ -15,7 +15,6 @@ The definition (one for the whole project; the torch twin in
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 from edge_sed.config import FrontendConfig
 
@@ -81,9 +80,10 @@ class LogMel:
     Call with a float waveform of shape (n_samples,) to get
     ndarray, shape (1 + n_samples // hop_length, n_mels), float32.
 
-    It keeps its float64 work arrays from call to call (a 1 s window at 32 kHz
-    needs about 2 MB; allocating them afresh each time cost as much as the FFT
-    in page faults), so one instance is not to be shared between threads.
+    It keeps its float64 work arrays, the FFT's output among them, from call to
+    call (a 1 s window at 32 kHz needs about 2 MB; allocating them afresh each
+    time cost as much as the FFT in page faults), so one instance is not to be
+    shared between threads.
     """
 
     def __init__(self, config: FrontendConfig) -> None:
@@ -93,6 +93,7 @@ class LogMel:
         self.window = periodic_hann(config.n_fft)
         self.mel_basis = mel_filterbank(config)
         self._windowed = np.empty((0, config.n_fft))
+        self._spectrum = np.empty((0, config.n_freqs), dtype=np.complex128)
         self._power = np.empty((0, config.n_freqs), dtype=np.float32)
 
     def frames_to_logmel(self, frames: np.ndarray) -> np.ndarray:
@@ -100,10 +101,12 @@ class LogMel:
         k = len(frames)
         if len(self._windowed) < k:
             self._windowed = np.empty((k, self.config.n_fft))
+            self._spectrum = np.empty((k, self.config.n_freqs), dtype=np.complex128)
             self._power = np.empty((k, self.config.n_freqs), dtype=np.float32)
-        windowed, power = self._windowed[:k], self._power[:k]
+        windowed, spectrum, power = self._windowed[:k], self._spectrum[:k], self._power[:k]
         np.multiply(frames, self.window, out=windowed)
-        spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True).view(np.float64)  # (re, im) pairs
+        np.fft.rfft(windowed, axis=-1, out=spectrum)
+        spectrum = spectrum.view(np.float64)  # (re, im) pairs
         np.square(spectrum, out=spectrum)
         np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power, casting="same_kind")  # summed in float64, stored as float32
         mel = power @ self.mel_basis
