@@ -20,6 +20,10 @@ from edge_sed.config import FrontendConfig
 
 __all__ = ["periodic_hann", "mel_filterbank", "LogMel", "StreamingLogMel"]
 
+#: numpy 2 writes an FFT into a given array; numpy 1 (which tflite-runtime, LiteRT's fallback, needs)
+#: returns a new one.
+_FFT_TAKES_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
 _F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz ...
 _MIN_LOG_HZ = 1000.0
 _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
@@ -105,7 +109,10 @@ class LogMel:
             self._power = np.empty((k, self.config.n_freqs), dtype=np.float32)
         windowed, spectrum, power = self._windowed[:k], self._spectrum[:k], self._power[:k]
         np.multiply(frames, self.window, out=windowed)
-        np.fft.rfft(windowed, axis=-1, out=spectrum)
+        if _FFT_TAKES_OUT:
+            np.fft.rfft(windowed, axis=-1, out=spectrum)
+        else:
+            spectrum[...] = np.fft.rfft(windowed, axis=-1)
         spectrum = spectrum.view(np.float64)  # (re, im) pairs
         np.square(spectrum, out=spectrum)
         np.add(spectrum[:, 0::2], spectrum[:, 1::2], out=power, casting="same_kind")  # summed in float64, stored as float32

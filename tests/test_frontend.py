@@ -78,3 +78,12 @@ def test_reused_work_arrays_change_no_result(dog_audio) -> None:
     assert np.array_equal(whole, kept)  # a later call does not write into an earlier result
     assert np.array_equal(longer, whole)
     assert np.array_equal(short, LogMel(logmel.config)(samples[: sample_rate // 2]))
+
+
+def test_numpy_1_fft_path_gives_the_same_numbers(dog_audio, monkeypatch) -> None:
+    import edge_sed.frontend
+
+    samples, _ = dog_audio
+    into_given_array = LogMel(PANNS_16K)(samples)
+    monkeypatch.setattr(edge_sed.frontend, "_FFT_TAKES_OUT", False)  # numpy 1: rfft returns a new array
+    assert np.array_equal(LogMel(PANNS_16K)(samples), into_given_array)
