@@ -329,12 +329,23 @@ def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None) ->
 
 def pipe_console(**options: Any) -> Any:
     """A rich ``Console`` (*options* as its own) on which a reader that went away raises
-    :class:`BrokenPipeError`, so that the caller decides what follows (rich would exit 1)."""
+    :class:`BrokenPipeError`, so that the caller decides what follows (rich would exit 1),
+    and any other write error names the file (``'<stdout>'``: a full disk under ``> FILE``)."""
     from rich.console import Console
 
     class _PipeConsole(Console):
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+        def _check_buffer(self) -> None:
+            try:
+                super()._check_buffer()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                if exc.filename is not None:
+                    raise
+                raise OSError(exc.errno, exc.strerror, getattr(self.file, "name", "the console's output")) from None
 
     return _PipeConsole(**options)
 

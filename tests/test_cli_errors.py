@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -42,6 +43,16 @@ def test_an_option_value_of_the_wrong_type_is_one_line_exit_2() -> None:
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: Invalid value for '--hop': ") and line.endswith("(see 'edge-sed detect --help')")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_stdout_names_stdout() -> None:
+    """``edge-sed models > FILE`` on a full disk: the error says the command's own output could not be written."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "edge_sed", "models"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["error: No space left on device: '<stdout>'"]
 
 
 @pytest.mark.parametrize("args, problem", [
