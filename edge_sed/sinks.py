@@ -440,9 +440,10 @@ class TerminalSink:
 class _ViewLines:
     """Lines of styled rich segments, drawn as they are: no wrapping to work out.
 
-    A styled ``Text`` of the same lines cost rich about 4x the CPU per redraw
-    (``benchmarks`` measure the view at every hop); rich still crops each line
-    to the terminal's width.
+    A styled ``Text`` of the same lines cost about twice the CPU per redraw
+    (0.39 against 0.18 ms back to back; ``listen`` redraws at every hop), most
+    of it rich working out where to wrap. Rich still crops each line to the
+    terminal's width.
     """
 
     def __init__(self, lines: list[list[Any]]) -> None:
