@@ -372,6 +372,8 @@ class TerminalSink:
         self._started = False
         self._drawn_at = -float("inf")
         self._label_width = max([len(label) for label in self.labels] + [len("recent")])
+        # the theme's styles, looked up once: render() runs at every hop
+        self._bold, self._bar, self._bar_back = (self.console.get_style(name) for name in ("bold", "bar.complete", "bar.back"))
         self._active: dict[str, Event] = {}
         self._recent: deque[Event] = deque(maxlen=recent)
         self._status: StreamStatus | None = None
@@ -409,7 +411,7 @@ class TerminalSink:
         from rich.control import strip_control_codes
         from rich.segment import Segment
 
-        bold, bar, bar_back = (self.console.get_style(name) for name in ("bold", "bar.complete", "bar.back"))
+        bold, bar, bar_back = self._bold, self._bar, self._bar_back
         width = self._label_width
         lines: list[list[Any]] = []
         status = self._status
