@@ -7,9 +7,13 @@ must be written ``\\[``.
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import typer
 from rich.text import Text
+from typer.testing import CliRunner
 
+import edge_sed
 from edge_sed.cli import app
 
 
@@ -31,3 +35,10 @@ def test_no_help_text_loses_words_to_rich_markup() -> None:
     assert seen > 20  # the whole tree was walked
     assert not swallowed, "\n".join(swallowed)
 
+
+
+def test_version_is_the_package_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"edge-sed {edge_sed.__version__}\n"
+    assert importlib.metadata.version("edge-sed") == edge_sed.__version__  # pyproject reads it from there

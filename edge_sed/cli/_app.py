@@ -34,8 +34,17 @@ READER_GONE_EXIT = 141
 _state = {"debug": False}
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from edge_sed import __version__
+
+        console.print(f"edge-sed {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress and details."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
