@@ -23,13 +23,16 @@ from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ConfigError
 from edge_sed.frontend import LogMel
 
-__all__ = ["AUDIO_SUFFIXES", "CALIBRATION_WINDOWS", "Clip", "list_clips", "model_windows", "clip_windows", "calibration_windows"]
+__all__ = ["ACTIVATION_RANGES", "AUDIO_SUFFIXES", "CALIBRATION_WINDOWS", "Clip", "list_clips", "model_windows", "clip_windows", "calibration_windows"]
 
 #: File suffixes taken from a clip folder.
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".opus")
 #: Calibration windows drawn by default. With 256, the LiteRT int8 mAP of the shipped model's
 #: checkpoint moved by 1.2 % from calibration draw alone; with 1024 neither int8 model lost any.
 CALIBRATION_WINDOWS = 1024
+#: How both int8 runtimes set each activation's range from the calibration windows (recorded in
+#: the int8 bundle's provenance): the same statistic, so that their int8 models agree.
+ACTIVATION_RANGES = "min/max over the calibration windows"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import numpy as np
 from edge_sed.backends import OnnxBackend
 from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ConfigError, ModelError
+from quantize.clips import ACTIVATION_RANGES
 from quantize.export import FRONTEND_SCOPE, write_onnx_bundle
 
 __all__ = ["fp32_bundle", "module_scope", "quantize_onnx"]
@@ -100,7 +101,12 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=frontend_nodes + score_nodes + float_nodes,
         )
-    how = {"method": "post-training calibration", "calibration_windows": len(windows), "float_modules": list(keep_float)}
+    how = {
+        "method": "post-training calibration",
+        "calibration_windows": len(windows),
+        "activation_ranges": ACTIVATION_RANGES,
+        "float_modules": list(keep_float),
+    }
     int8 = dataclasses.replace(bundle, precision="int8", provenance={**bundle.provenance, "int8": how})
     write_onnx_bundle(onnx.load(str(output)), int8, output)
     log.info("int8 %s: %d calibration windows, %d front-end and %d other nodes kept in float", output, len(windows), len(frontend_nodes), len(float_nodes))

@@ -229,6 +229,14 @@ def test_keep_float_names_a_module_of_the_graph(models: dict[str, Path]) -> None
     assert not (models["tmp"] / "nope.int8.onnx").exists()
 
 
+def _input_scale(int8_onnx: Path) -> float:
+    """The quantization scale of the first int8 activation (the normalised log-mel) of an int8 ONNX model."""
+    graph = onnx.load(str(int8_onnx)).graph
+    quantize = next(node for node in graph.node if node.op_type == "QuantizeLinear")
+    scale = next(init for init in graph.initializer if init.name == quantize.input[1])
+    return float(onnx.numpy_helper.to_array(scale))
+
+
 def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch: pip install 'edge-sed[tflite-export]'")
     pytest.importorskip("ai_edge_litert", reason="TFLite run time needs ai-edge-litert: pip install 'edge-sed[tflite]'")
@@ -258,6 +266,13 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     for op in depthwise:
         scale, zero_point = tensors[op["outputs"][0]]["quantization"]
         assert zero_point == -128 and 5.0 < 255 * scale <= 6.0 + scale, (scale, zero_point)
+    # both runtimes quantize activations over the min..max seen in calibration (litert-torch's
+    # histogram fit gave the log-mel a 4 % narrower range): the same scale for the same input
+    first = next(op for op in ops if op["op_name"] == "QUANTIZE")
+    tflite_scale, _ = tensors[first["outputs"][0]]["quantization"]
+    assert tflite_scale == pytest.approx(_input_scale(int8), rel=1e-5)
+    ranges = {read_bundle(path).provenance["int8"]["activation_ranges"] for path in (int8, tflite)}
+    assert ranges == {"min/max over the calibration windows"}
     known = [Clip(_class_clip(label), label) for label in CLASSES]
     report = compare_models([int8, tflite], known, latency_runs=5)
     assert report.models[1].runtime == "TFLite"
