@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_sed.errors import ConfigError
 from edge_sed.train.augment import AugmentConfig, WaveformAugment, mixup, spec_augment, synthetic_rir
 from edge_sed.train.loop import load_recipe
 from edge_sed.train.metrics import average_precision, d_prime, roc_auc, tagging_metrics
@@ -85,6 +88,30 @@ def test_background_mix_reaches_the_drawn_snr(data_dir: Path, dog_audio: tuple[n
     noise = mixed - samples
     snr = 10 * np.log10(np.mean(samples**2) / np.mean(noise**2))
     assert snr == pytest.approx(10.0, abs=0.5)  # clipping to [-1, 1] moves it a little at most
+
+
+def _band_db(samples: np.ndarray, rate: int, low_hz: float, high_hz: float) -> float:
+    power = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return 10 * np.log10(power[(freqs >= low_hz) & (freqs < high_hz)].sum())
+
+
+def test_lowpass_band_limits_a_real_recording(data_dir: Path) -> None:
+    samples, rate = sf.read(next(data_dir.glob("esc50_rain_*.flac")), dtype="float32")  # broadband
+    config = AugmentConfig(gain_db=0.0, lowpass_prob=1.0, lowpass_min_hz=4000.0, lowpass_max_hz=4000.0)
+    limited = WaveformAugment(config, rate)(samples, np.random.default_rng(0))
+    assert limited.dtype == np.float32 and limited.shape == samples.shape
+    assert _band_db(samples, rate, 6000, 8000) - _band_db(limited, rate, 6000, 8000) > 40  # an octave up: gone
+    assert _band_db(samples, rate, 100, 3000) - _band_db(limited, rate, 100, 3000) == pytest.approx(0.0, abs=0.5)
+    untouched = WaveformAugment(dataclasses.replace(config, lowpass_prob=0.0), rate)(samples, np.random.default_rng(0))
+    np.testing.assert_array_equal(untouched, samples)
+
+
+def test_lowpass_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="lowpass_min_hz <= lowpass_max_hz"):
+        AugmentConfig(lowpass_min_hz=6000.0, lowpass_max_hz=5000.0)
+    with pytest.raises(ConfigError, match="below the Nyquist frequency \\(8000 Hz\\)"):
+        WaveformAugment(AugmentConfig(lowpass_prob=0.5, lowpass_max_hz=8000.0), 16000)
 
 
 def test_metrics_match_hand_computations() -> None:

@@ -2,10 +2,11 @@
 on the log-mel batch (torch, on the device).
 
 Waveform (:class:`WaveformAugment`): random gain, random circular shift,
-background recordings mixed in at a random SNR, and reverberation through a
+background recordings mixed in at a random SNR, reverberation through a
 synthetic room impulse response (:func:`synthetic_rir`: a direct path, a few
-early reflections and an exponentially decaying noise tail of random RT60), so
-a real microphone in a real room is not a different world from the clean clips.
+early reflections and an exponentially decaying noise tail of random RT60), and
+a low-pass at a random cutoff (a narrow-band microphone or codec), so a real
+microphone in a real room is not a different world from the clean clips.
 
 Log-mel (:func:`mixup`, :func:`spec_augment`): mixup mixes the inputs and
 every target given (labels and teacher soft targets alike) with the same
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 #: ln(1000): an amplitude decay of 60 dB.
 _LN_60_DB = np.log(1000.0)
 _SILENCE_RMS = 1e-5
+#: Butterworth order of the band-limiting low-pass: about 48 dB per octave, as steep as a codec's.
+_LOWPASS_ORDER = 8
 _AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".opus", ".mp3")
 
 
@@ -59,9 +62,14 @@ class AugmentConfig:
     time_mask_frames: int = 20
     freq_masks: int = 2
     freq_mask_bins: int = 8
+    #: Low-pass some crops at a cutoff drawn between these: when only one source's clips are
+    #: band-limited (FSDD's speech was recorded at 8 kHz), the bandwidth alone must not name the class.
+    lowpass_prob: float = 0.0
+    lowpass_min_hz: float = 3500.0
+    lowpass_max_hz: float = 7000.0
 
     def __post_init__(self) -> None:
-        for name in ("background_prob", "reverb_prob"):
+        for name in ("background_prob", "reverb_prob", "lowpass_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.snr_min_db > self.snr_max_db or not 0 < self.rt60_min_s <= self.rt60_max_s:
@@ -69,6 +77,8 @@ class AugmentConfig:
         for name in ("gain_db", "shift_s", "mixup_alpha", "time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 < self.lowpass_min_hz <= self.lowpass_max_hz:
+            raise ConfigError(f"need 0 < lowpass_min_hz <= lowpass_max_hz, got {self.lowpass_min_hz!r} and {self.lowpass_max_hz!r}")
         if self.background_prob and not self.background_dir:
             raise ConfigError("background_prob > 0 needs background_dir (a folder of recordings)")
 
@@ -112,6 +122,8 @@ class WaveformAugment:
     """
 
     def __init__(self, config: AugmentConfig, sample_rate: int) -> None:
+        if config.lowpass_prob and config.lowpass_max_hz >= sample_rate / 2:
+            raise ConfigError(f"lowpass_max_hz must be below the Nyquist frequency ({sample_rate / 2:g} Hz), got {config.lowpass_max_hz:g}")
         self.config = config
         self.sample_rate = sample_rate
         self._backgrounds: list[np.ndarray] | None = None
@@ -141,6 +153,11 @@ class WaveformAugment:
         wet = scipy.signal.fftconvolve(samples, rir)[: len(samples)]
         return wet * (_rms(samples) / max(_rms(wet), 1e-12))
 
+    def _lowpass(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cutoff = rng.uniform(self.config.lowpass_min_hz, self.config.lowpass_max_hz)
+        sos = scipy.signal.butter(_LOWPASS_ORDER, cutoff, btype="lowpass", fs=self.sample_rate, output="sos")
+        return scipy.signal.sosfilt(sos, samples)
+
     def __call__(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         config = self.config
         if config.shift_s:
@@ -149,6 +166,8 @@ class WaveformAugment:
             samples = self._reverberate(samples, rng)
         if config.background_prob and rng.random() < config.background_prob:
             samples = self._mix_background(samples, rng)
+        if config.lowpass_prob and rng.random() < config.lowpass_prob:
+            samples = self._lowpass(samples, rng)
         if config.gain_db:
             samples = samples * 10.0 ** (rng.uniform(-config.gain_db, config.gain_db) / 20.0)
         return np.clip(samples, -1.0, 1.0).astype(np.float32)
