@@ -36,7 +36,6 @@ def test_no_help_text_loses_words_to_rich_markup() -> None:
     assert not swallowed, "\n".join(swallowed)
 
 
-
 def test_version_is_the_package_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
