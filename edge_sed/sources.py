@@ -96,10 +96,20 @@ def wake_block_s(hop_s: float, block_s: float | None = None) -> float:
 
 
 class _Conditioner:
-    """Raw frames (n, channels) at *in_rate* -> checked mono float32 at *out_rate*."""
+    """Raw frames (n, channels) at *in_rate* -> checked mono float32 at *out_rate*.
+
+    Input slower than the model's rate is taken, with a warning: resampling up adds
+    no sound above ``in_rate / 2``, and a model trained on full-band audio may
+    read the empty band as a cue (the default model once took sound low-passed at
+    4 kHz for speech).
+    """
 
     def __init__(self, name: str, in_rate: int, out_rate: int, *, live: bool, counters: Counter[str]) -> None:
         self.name, self.live, self.counters = name, live, counters
+        if in_rate < out_rate:
+            log.warning("%s is sampled at %d Hz, below the model's %d Hz: it has no sound above %g kHz, "
+                        "and scores may suffer; record at %d Hz or more where you can",
+                        name, in_rate, out_rate, in_rate / 2000, out_rate)
         self._stream = None if in_rate == out_rate else soxr.ResampleStream(
             in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )

@@ -152,6 +152,19 @@ def test_multichannel_ogg_and_other_rates_are_converted(scene, backend, tmp_path
     assert np.abs(np.array([e[1:] for e in found]) - np.array([e[1:] for e in reference])).max() <= 0.25
 
 
+def test_input_below_the_model_rate_is_taken_with_a_warning(scene, backend, tmp_path, caplog) -> None:
+    mono, rate = sf.read(scene, dtype="float32")
+    narrow = tmp_path / "8k.wav"
+    sf.write(narrow, soxr.resample(mono, rate, 8000), 8000)
+    with caplog.at_level("WARNING", logger="edge_sed.sources"):
+        _detect(scene, backend)
+        assert not caplog.records
+        _, summary = _detect(narrow, backend)
+    assert summary.windows > 0
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [f"{narrow} is sampled at 8000 Hz, below the model's 16000 Hz"]
+    assert "no sound above 4 kHz" in caplog.records[0].getMessage()
+
+
 def _blas_threads() -> set[int]:
     return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
