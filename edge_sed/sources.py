@@ -100,8 +100,8 @@ class _Conditioner:
 
     Input slower than the model's rate is taken, with a warning: resampling up adds
     no sound above ``in_rate / 2``, and a model trained on full-band audio may
-    read the empty band as a cue (the default model once took sound low-passed at
-    4 kHz for speech).
+    read the empty band as a cue (the shipped default model takes sound band-limited
+    at 4 kHz for speech).
     """
 
     def __init__(self, name: str, in_rate: int, out_rate: int, *, live: bool, counters: Counter[str]) -> None:
