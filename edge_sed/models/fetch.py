@@ -1,8 +1,9 @@
 """Download PANNs' official checkpoints (Zenodo record 3987831) and verify them.
 
 No torch here: a download is plain ``urllib`` plus ``hashlib``. Every file is
-written to ``<name>.part`` while its SHA-256 and MD5 are computed, checked,
-and only then renamed into place; a mismatch removes it.
+written to a hidden ``.<name>.part`` beside its place while its SHA-256 and MD5
+are computed, checked, and only then renamed into place
+(:func:`edge_sed.files.replaced_whole`); a mismatch or a failure removes it.
 
 Checksums: Zenodo publishes an MD5 per file; no official SHA-256 list exists.
 The values below come from public code quoting record 3987831 (MD5s), and one
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_sed.errors import ConfigError, ModelError
+from edge_sed.files import replaced_whole
 
 __all__ = ["OfficialCheckpoint", "OFFICIAL_CHECKPOINTS", "ZENODO_FILES_URL", "TORCH_FILE_MAGIC", "fetch_checkpoint", "FetchResult"]
 
@@ -98,24 +100,18 @@ def fetch_checkpoint(
     target = Path(output_dir) / official.file_name
     if target.is_dir():
         raise ModelError(f"{str(target)!r} is a directory; move it away or pick another --output-dir")
-    part = target.with_name(target.name + ".part")
     url = f"{base_url.rstrip('/')}/{urllib.parse.quote(official.file_name)}"
     if urllib.parse.urlsplit(url).scheme in ("http", "https"):
         url += "?download=1"  # Zenodo's direct download
     log.info("fetching %s -> %s", url, target)
     try:
-        got = _download(url, part)
+        with replaced_whole(target) as (part,):
+            got = _download(url, part)
+            for kind, want in expected.items():
+                if want and got[kind] != want:
+                    raise ModelError(f"{official.file_name} from {url!r} has {kind} {got[kind]}, expected {want}; file removed")
     except OSError as exc:  # writing it: a full disk, a folder without write permission
-        part.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(target)) from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    for kind, want in expected.items():
-        if want and got[kind] != want:
-            part.unlink()
-            raise ModelError(f"{official.file_name} from {url!r} has {kind} {got[kind]}, expected {want}; file removed")
-    part.replace(target)
     verified = tuple(kind for kind, want in expected.items() if want)
     if not verified:
         log.warning("%s: no checksum known; sha256 %s (compare with Zenodo's md5 %s)", target, got["sha256"], got["md5"])
