@@ -22,7 +22,7 @@ import soxr
 from edge_sed.errors import AudioInputError, require_file
 from edge_sed.files import replaced_whole
 
-__all__ = ["read_audio", "open_sound_file", "write_audio", "clipping_summary", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
+__all__ = ["read_audio", "open_sound_file", "write_audio", "read_warning_summary", "narrow_band_note", "to_mono", "resample", "check_finite", "CLIP_LEVEL", "RESAMPLE_QUALITY", "INT16_FULL_SCALE"]
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +35,40 @@ RESAMPLE_QUALITY = "HQ"
 
 
 @dataclass(slots=True)
-class _ClippingTally:
+class _ReadTally:
     pid: int = field(default_factory=os.getpid)  # a forked worker (DataLoader) warns for itself
     files: set[str] = field(default_factory=set)
     clipped: dict[str, int] = field(default_factory=dict)  # path -> clipped samples
+    narrow: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (its rate, the rate it is read at)
 
 
-_tally: contextvars.ContextVar[_ClippingTally | None] = contextvars.ContextVar("clipping_tally", default=None)
+_tally: contextvars.ContextVar[_ReadTally | None] = contextvars.ContextVar("read_tally", default=None)
 
 
-def _active_tally() -> _ClippingTally | None:
+def _active_tally() -> _ReadTally | None:
     tally = _tally.get()
     return tally if tally is not None and tally.pid == os.getpid() else None
 
 
+def narrow_band_note(rate: int, target_rate: int) -> str:
+    """What a warning says of audio sampled at *rate*, below the *target_rate* it is used at:
+    resampling up adds no sound above ``rate / 2``."""
+    return f"it has no sound above {rate / 2000:g} kHz, and scores may suffer; record at {target_rate} Hz or more where you can"
+
+
 @contextlib.contextmanager
-def clipping_summary(what: str = "audio files") -> Iterator[None]:
-    """Inside the block, :func:`read_audio` counts clipped files instead of warning for each;
-    one warning at the end says how many of *what* were clipped (the worst one named).
+def read_warning_summary(what: str = "audio files") -> Iterator[None]:
+    """Inside the block, :func:`read_audio` counts clipped files, and files sampled below the
+    rate they are read at, instead of warning for each; at the end one warning for each kind
+    says how many of *what* it holds (the worst one named).
 
     For loops over many files (calibration, evaluation, soundscape synthesis), where one
-    line per clipped file would bury everything else. Nested blocks report once, in the outermost.
+    line per file would bury everything else. Nested blocks report once, in the outermost.
     """
     if _active_tally() is not None:
         yield
         return
-    tally = _ClippingTally()
+    tally = _ReadTally()
     token = _tally.set(tally)
     try:
         yield
@@ -71,6 +79,15 @@ def clipping_summary(what: str = "audio files") -> Iterator[None]:
             log.warning(
                 "%d of %d %s have clipped samples (|x| >= %.3f; most: %s, %d samples); detection may suffer",
                 len(tally.clipped), len(tally.files), what, CLIP_LEVEL, worst, tally.clipped[worst],
+            )
+        if tally.narrow:
+            narrowest = min(tally.narrow, key=tally.narrow.__getitem__)
+            rate, target_rate = tally.narrow[narrowest]
+            log.warning(
+                "%d of %d %s are sampled below the rate they are read at (lowest: %s, %d Hz, read at %d Hz): "
+                "they have no sound above half their rate, and scores may suffer (a model trained on them may "
+                "take the empty band for a cue)",
+                len(tally.narrow), len(tally.files), what, narrowest, rate, target_rate,
             )
 
 
@@ -131,7 +148,9 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         The rate of ``samples`` (the file's own when *sample_rate* is None).
 
     Raises :class:`AudioInputError` for missing, unreadable, corrupt, empty or
-    non-finite audio. Clipping is logged, not refused (summed up under :func:`clipping_summary`).
+    non-finite audio. Clipping, and a rate below *sample_rate* (resampling up adds no
+    sound above half the file's rate), are logged, not refused (summed up under
+    :func:`read_warning_summary`).
     """
     with open_sound_file(path) as handle:
         try:
@@ -142,13 +161,20 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         raise AudioInputError(f"audio file {str(path)!r} is empty (0 samples)")
     check_finite(data, str(path))
     clipped = int(np.count_nonzero(np.abs(data) >= CLIP_LEVEL))
+    narrow = sample_rate is not None and rate < sample_rate
     tally = _active_tally()
     if tally is not None:
         tally.files.add(str(path))
         if clipped:
             tally.clipped[str(path)] = clipped
-    elif clipped:
-        log.warning("%s: %d clipped samples (|x| >= %.3f); detection may suffer", path, clipped, CLIP_LEVEL)
+        if narrow:
+            tally.narrow[str(path)] = (rate, sample_rate)
+    else:
+        if clipped:
+            log.warning("%s: %d clipped samples (|x| >= %.3f); detection may suffer", path, clipped, CLIP_LEVEL)
+        if narrow:
+            log.warning("%s is sampled at %d Hz, below the %d Hz it is read at: %s",
+                        path, rate, sample_rate, narrow_band_note(rate, sample_rate))
     samples = to_mono(data)
     if sample_rate is not None and rate != sample_rate:
         samples, rate = resample(samples, rate, sample_rate), sample_rate

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Literal, Sequence, TypeVar
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary, read_audio, write_audio
+from edge_sed.audio import read_audio, read_warning_summary, write_audio
 from edge_sed.errors import AudioInputError, ConfigError
 
 T = TypeVar("T")
@@ -535,7 +535,7 @@ def synthesize(
     return compose(arrangement, background, config, background_offset_s=background_offset_s)
 
 
-@clipping_summary("source recordings")
+@read_warning_summary("source recordings")
 def synthesize_set(
     catalog: Catalog,
     split: str,

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, open_sound_file, to_mono
+from edge_sed.audio import CLIP_LEVEL, INT16_FULL_SCALE, RESAMPLE_QUALITY, narrow_band_note, open_sound_file, to_mono
 from edge_sed.errors import AudioInputError, ConfigError
 from edge_sed.ringbuffer import RingBuffer
 
@@ -107,9 +107,8 @@ class _Conditioner:
     def __init__(self, name: str, in_rate: int, out_rate: int, *, live: bool, counters: Counter[str]) -> None:
         self.name, self.live, self.counters = name, live, counters
         if in_rate < out_rate:
-            log.warning("%s is sampled at %d Hz, below the model's %d Hz: it has no sound above %g kHz, "
-                        "and scores may suffer; record at %d Hz or more where you can",
-                        name, in_rate, out_rate, in_rate / 2000, out_rate)
+            log.warning("%s is sampled at %d Hz, below the model's %d Hz: %s", name, in_rate, out_rate,
+                        narrow_band_note(in_rate, out_rate))
         self._stream = None if in_rate == out_rate else soxr.ResampleStream(
             in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )

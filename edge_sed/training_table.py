@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary, read_audio, write_audio
+from edge_sed.audio import read_audio, read_warning_summary, write_audio
 from edge_sed.soundscape import SAMPLE_RATE, Catalog, EventSource, active_region
 
 __all__ = ["VALIDATION_FOLD", "TEST_FOLD", "write_training_table"]
@@ -66,7 +66,7 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int]]) -> None:
         writer.writerows(rows)
 
 
-@clipping_summary("source recordings")
+@read_warning_summary("source recordings")
 def write_training_table(catalog: Catalog, out_dir: str | Path) -> Path:
     """Write ``clips/`` and ``metadata.csv`` (train + validation), ``test/``, ``backgrounds/`` and ``SOURCES.md``.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary, read_audio
+from edge_sed.audio import read_audio, read_warning_summary
 from edge_sed.bundle import ModelBundle
 from edge_sed.errors import ConfigError
 from edge_sed.frontend import LogMel
@@ -136,7 +136,7 @@ def clip_windows(clip: Clip | Path, bundle: ModelBundle, logmel: LogMel | None =
     return model_windows(samples, bundle, logmel)
 
 
-@clipping_summary("calibration clips")
+@read_warning_summary("calibration clips")
 def calibration_windows(clips: list[Clip], bundle: ModelBundle, *, max_windows: int = CALIBRATION_WINDOWS, seed: int = 0) -> np.ndarray:
     """Up to *max_windows* model inputs drawn evenly from *clips* (a fixed random pick).
 

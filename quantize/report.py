@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary
+from edge_sed.audio import read_warning_summary
 from edge_sed.backends import Backend, load_backend
 from edge_sed.bench.inputs import default_esc50_dir
 from edge_sed.errors import ModelError
@@ -213,7 +213,7 @@ def _relative_drop(reference: float | None, candidate: float | None) -> float | 
     return (reference - candidate) / reference
 
 
-@clipping_summary("clips")
+@read_warning_summary("clips")
 def compare_models(
     models: Sequence[str | Path],
     clips: Sequence[Clip],

@@ -1,5 +1,5 @@
-"""Reading and writing audio: clipping is warned about once per file, or once per batch of files;
-pipes are read; files are written whole or not at all."""
+"""Reading and writing audio: clipping, and a rate below the one asked for, are warned about once
+per file, or once per batch of files; pipes are read; files are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
-from edge_sed.audio import clipping_summary, read_audio, write_audio
+from edge_sed.audio import read_audio, read_warning_summary, write_audio
 
 from conftest import DATA
 
@@ -37,17 +38,42 @@ def test_clipped_files_in_a_batch_make_one_warning(tmp_path, dog_audio, caplog) 
     assert len(_clipping_warnings(caplog)) == 2  # alone: one line per clipped file
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), clipping_summary("test clips"):
-        with clipping_summary("inner"):  # nested: reported once, by the outer block
+    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), read_warning_summary("test clips"):
+        with read_warning_summary("inner"):  # nested: reported once, by the outer block
             for path in files + files:  # each file counted once however often it is read
                 read_audio(path)
     (line,) = _clipping_warnings(caplog)
     assert line.startswith("2 of 3 test clips have clipped samples") and "louder.wav" in line
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), clipping_summary("test clips"):
+    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), read_warning_summary("test clips"):
         read_audio(files[0])
     assert _clipping_warnings(caplog) == []
+
+
+def test_files_sampled_below_the_rate_they_are_read_at_are_taken_with_a_warning(tmp_path, dog_audio, caplog) -> None:
+    samples, rate = dog_audio
+    assert rate == 16000
+    full = _write(tmp_path / "full.wav", samples, rate)
+    narrow = _write(tmp_path / "narrow.wav", soxr.resample(samples, rate, 8000), 8000)
+    narrower = _write(tmp_path / "narrower.wav", soxr.resample(samples, rate, 6000), 6000)
+    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"):
+        read_audio(full, 16000)
+        read_audio(narrow)  # read at its own rate: nothing is missing
+        assert caplog.records == []
+        out, out_rate = read_audio(narrow, 16000)
+    assert out_rate == 16000 and abs(len(out) - len(samples)) <= 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{narrow} is sampled at 8000 Hz, below the 16000 Hz it is read at: it has no sound above 4 kHz, "
+        "and scores may suffer; record at 16000 Hz or more where you can"
+    ]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="edge_sed.audio"), read_warning_summary("test clips"):
+        for path in (full, narrow, narrower, narrow):
+            read_audio(path, 16000)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"2 of 3 test clips are sampled below the rate they are read at (lowest: {narrower}, 6000 Hz, read at 16000 Hz)")
 
 
 def test_write_audio_leaves_the_old_file_and_no_partial_one_when_the_disk_is_full(tmp_path) -> None:

@@ -139,13 +139,16 @@ def test_tag_json_on_any_rate_and_channels(official_mobilenet_v2, dog_clip: Path
     assert len(table.output.splitlines()) == 3
 
 
-def test_tag_whose_reader_went_away_ends_quietly(official_mobilenet_v2, dog_clip: Path) -> None:
+def test_tag_whose_reader_went_away_ends_quietly(official_mobilenet_v2, dog_clip: Path, tmp_path: Path) -> None:
     """``edge-sed tag ... | head -1``: rich would exit 1 on the broken pipe; every command ends with 141, saying nothing."""
     import subprocess
     import sys
 
     path, _ = official_mobilenet_v2
-    args = [sys.executable, "-m", "edge_sed", "tag", str(dog_clip), "--checkpoint", str(path), "--top", "50"]
+    samples, rate = sf.read(dog_clip, dtype="float32")
+    clip = tmp_path / "dog_32k.wav"  # at the model's rate: a 16 kHz file would be taken with a warning
+    sf.write(clip, soxr.resample(samples, rate, 32000), 32000)
+    args = [sys.executable, "-m", "edge_sed", "tag", str(clip), "--checkpoint", str(path), "--top", "50"]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as tag:
         tag.stdout.close()  # the reader is gone before the first line
         stderr = tag.stderr.read().decode()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_sed.audio import clipping_summary
+from edge_sed.audio import read_warning_summary
 from edge_sed.bench.exports import INT8_PRECISIONS, PRECISIONS, calibration_csv, check_precisions, export_precisions
 from edge_sed.bench.inputs import ESC50_HELD_OUT_FOLD, SHIPPED_MODEL, default_esc50_dir
 from edge_sed.bench.plot import plot_macs_map
@@ -194,7 +194,7 @@ def _shipped_rows(config: MacsMapConfig) -> list[dict[str, Any]]:
     return _scored_rows("default", cost, {f"onnx-{bundle.precision}": SHIPPED_MODEL}, config, fold)
 
 
-@clipping_summary("clips")
+@read_warning_summary("clips")
 def run_macs_map(config: MacsMapConfig, *, progress: ProgressCallback | None = None) -> BenchResult:
     """Cost rows for the zoo, cost + mAP rows for each trained model and precision;
     write ``macs_map.json`` and the plot ``macs_map.png`` under ``config.results_dir``."""

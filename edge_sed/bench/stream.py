@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary, read_audio, write_audio
+from edge_sed.audio import read_audio, read_warning_summary, write_audio
 from edge_sed.bench.child import child_main, run_child
 from edge_sed.bench.inputs import DEMO_AUDIO, SHIPPED_MODEL, default_esc50_dir, shared_data_dir
 from edge_sed.bench.results import DEFAULT_RESULTS_DIR, BenchResult, Column, Goal, ProgressCallback, write_results
@@ -129,7 +129,7 @@ def long_recording(path: Path, seconds: float, sample_rate: int) -> Path:
         raise ConfigError(f"the stream benchmark needs {clip_dir} and {background_dir}; "
                           "they are missing here (set EDGE_SED_DATA to the shared data folder)")
     parts, total, need = [], 0, round(seconds * sample_rate)
-    with clipping_summary("clips of the long recording"):
+    with read_warning_summary("clips of the long recording"):
         for i, clip in enumerate(clips):
             for name in (clip, backgrounds[i % len(backgrounds)]) if i % 4 == 0 else (clip,):
                 samples, _ = read_audio(name, sample_rate)

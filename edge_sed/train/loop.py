@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from edge_sed.audio import clipping_summary
+from edge_sed.audio import read_warning_summary
 from edge_sed.config import FrontendConfig, from_mapping, load_toml, table
 from edge_sed.errors import ConfigError, ModelError
 from edge_sed.train.augment import AugmentConfig, WaveformAugment, mixup, spec_augment
@@ -401,7 +401,7 @@ def evaluate_model(
     return metrics, torch.sigmoid(all_logits).numpy()
 
 
-@clipping_summary("evaluation clips")
+@read_warning_summary("evaluation clips")
 def evaluate_checkpoint(
     checkpoint: str | Path, data: DataConfig, *, fold: int | None = None, batch_size: int = 16, device: str = "cpu"
 ) -> dict[str, Any]:
@@ -503,7 +503,7 @@ def _batch_loss(
     return distillation_loss(logits, targets[0], soft_target, weight, kd_lambda=kd_lambda, temperature=temperature)
 
 
-@clipping_summary("training clips")
+@read_warning_summary("training clips")
 def train(recipe: Recipe, *, progress: ProgressHook | None = None) -> TrainResult:
     """Train the recipe's model (a teacher, or a student when ``recipe.distill`` is set).
 
