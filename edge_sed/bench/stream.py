@@ -23,7 +23,13 @@ long recording made by concatenating ``shared/data`` clips:
 - **onset-to-event latency** on a recording with known onsets: wall time from
   the moment the true onset sample would have reached a microphone (its block's
   release, less the samples after it in the block) to the onset event reaching
-  the sinks.
+  the sinks;
+- the same latency in audio time over a **set of recordings** with known events
+  (``latency_set``, e.g. held-out soundscapes from ``edge-sed synth``), run as
+  fast as possible: from each true onset to the end of the block whose scoring
+  emitted its onset event. It leaves out only the processing time of that
+  block (milliseconds, measured by the paced latency run), and over hundreds of
+  events it says more than one recording's handful.
 
 Sources take one hop of audio per wake-up, as ``listen`` does; ``blocks_s``
 adds runs with longer blocks (``listen --block``) for the paced, view, latency
@@ -41,7 +47,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -78,10 +84,12 @@ DEMO_ONSETS = DEMO_AUDIO.with_suffix(".tsv")
 #: An onset event counts as the detection of a true onset within this many seconds.
 ONSET_MATCH_S = 1.5
 MODES = ("fast", "paced", "view", "latency")
+#: The as-fast-as-possible latency run over a set of recordings (only when one is given).
+SET_MODE = "latency-set"
 #: The run through a real input device (only when one is named).
 MIC_MODE = "mic"
 #: Modes whose cost depends on the block per wake-up (``blocks_s`` adds runs of them).
-BLOCK_MODES = ("paced", "view", "latency", MIC_MODE)
+BLOCK_MODES = ("paced", "view", "latency", MIC_MODE, SET_MODE)
 #: Modes that draw listen's terminal view, as a user in a terminal sees it.
 VIEW_MODES = ("view", MIC_MODE)
 #: Columns of the terminal the view is drawn for.
@@ -102,6 +110,7 @@ STREAM_COLUMNS = (
     Column("rss_before_run_mib", "RSS before MiB", "{:.0f}"),
     Column("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
     Column("median_latency_s", "median onset latency s", "{:.2f}"),
+    Column("p90_latency_s", "p90 onset latency s", "{:.2f}"),
     Column("detected", "onsets found"),
 )
 
@@ -141,11 +150,28 @@ def long_recording(path: Path, seconds: float, sample_rate: int) -> Path:
     return path
 
 
+@dataclass(slots=True)
+class _FeedClock:
+    """Samples that the source being run has fed so far, the block in the pipeline included."""
+
+    samples: int = 0
+
+
+class _Heard(NamedTuple):
+    """An onset event as it reached the sinks."""
+
+    file: str | None
+    label: str
+    onset_s: float
+    wall: float  # monotonic time
+    fed: int  # samples its source had fed by then
+
+
 class _TimedSource:
     """A source wrapper recording the wall and CPU time at which each block is fed."""
 
-    def __init__(self, source) -> None:
-        self._source = source
+    def __init__(self, source, clock: _FeedClock) -> None:
+        self._source, self._clock = source, clock
         self.fed: list[tuple[int, float]] = []  # (samples fed so far, wall time)
         self.cpu: list[tuple[int, float]] = []  # (samples fed before this block, process CPU time)
         for name in ("name", "sample_rate", "live", "paced", "file", "counters"):
@@ -157,6 +183,7 @@ class _TimedSource:
             self.cpu.append((done, time.process_time()))
             done += block.size
             self.fed.append((done, time.monotonic()))
+            self._clock.samples = done
             yield block
 
     def close(self) -> None:
@@ -164,16 +191,16 @@ class _TimedSource:
 
 
 class _TimedSinks:
-    """A SinkSet wrapper recording the wall time at which each onset arrives."""
+    """A SinkSet wrapper recording when each onset arrives, in wall time and in samples fed."""
 
-    def __init__(self, sinks) -> None:
-        self._sinks = sinks
-        self.onsets: list[tuple[str, float, float]] = []  # (label, onset_s, wall time)
+    def __init__(self, sinks, clock: _FeedClock) -> None:
+        self._sinks, self._clock = sinks, clock
+        self.onsets: list[_Heard] = []
         self.failures = sinks.failures
 
     def emit(self, event) -> None:
         if event.offset is None:
-            self.onsets.append((event.label, event.onset, time.monotonic()))
+            self.onsets.append(_Heard(event.file, event.label, event.onset, time.monotonic(), self._clock.samples))
         self._sinks.emit(event)
 
     def update(self, status) -> None:
@@ -199,13 +226,15 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
                 block_s: float | None = None) -> dict[str, Any]:
     """One measured pipeline run in this process (call it in a fresh one); the result row.
 
-    In :data:`MIC_MODE` *recording* names the input device (index or name, as ``listen --device``).
+    In :data:`MIC_MODE` *recording* names the input device (index or name, as ``listen --device``);
+    in :data:`SET_MODE` it is a DCASE TSV of known events, its recordings beside it.
     *block_s*: seconds of audio per wake-up (default: the hop, as ``listen``).
     """
     from rich.console import Console
 
     from edge_sed.backends import load_backend
     from edge_sed.config import resolve
+    from edge_sed.evaluation import read_tsv
     from edge_sed.pipeline import PipelineConfig, run
     from edge_sed.sinks import SinkSet, TerminalSink, open_sinks
     from edge_sed.sources import FileSource, MicSource
@@ -216,39 +245,67 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
                             duration_s=seconds)
     rate = bundle.frontend.sample_rate
     block_s = wake_block_s(hop_s, block_s)
+    clock = _FeedClock()
     if mode == MIC_MODE:
         mic = MicSource(rate, recording, block_s=block_s)
         mic.open()  # PortAudio's one-off start-up is not listen's running cost (nor is loading the model)
-        source = _TimedSource(mic)
+        sources = [_TimedSource(mic, clock)]
+    elif mode == SET_MODE:
+        events = read_tsv(recording)
+        truth = [event for event in events if event.label in bundle.labels]  # onsets of classes the model has
+        names = {str(Path(recording).parent / name): name for name in dict.fromkeys(event.file for event in events)}
+        sources = [_TimedSource(FileSource(path, rate, block_s=block_s), clock) for path in names]
     else:
-        source = _TimedSource(FileSource(recording, rate, realtime=mode != "fast", block_s=block_s))
+        sources = [_TimedSource(FileSource(recording, rate, realtime=mode != "fast", block_s=block_s), clock)]
     with open(os.devnull, "w", encoding="utf-8") as devnull:
         if mode in VIEW_MODES:
             view = TerminalSink(bundle.labels, console=Console(file=devnull, force_terminal=True, width=VIEW_WIDTH))
-            sinks = _TimedSinks(SinkSet([("terminal", view)]))
+            sinks = _TimedSinks(SinkSet([("terminal", view)]), clock)
         else:
-            sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels))
+            sinks = _TimedSinks(open_sinks([f"jsonl:{os.devnull}"], labels=bundle.labels), clock)
         rss_before_mb = peak_rss_mib()
         cpu0, wall0 = time.process_time(), time.monotonic()
-        summary = run([source], backend, sinks, config)
+        summary = run(sources, backend, sinks, config)
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
     result = {
         "mode": mode, "hop_s": hop_s, "block_s": block_s, "audio_s": summary.seconds, "cpu_s": cpu_s, "wall_s": wall_s,
-        "core_share_whole": cpu_s / summary.seconds,
-        **_running_cost(source, rate, startup_s, cpu0, cpu0 + cpu_s, summary.seconds), "windows": summary.windows,
-        "peak_rss_mib": peak_rss_mib(),
+        "core_share_whole": cpu_s / summary.seconds, "windows": summary.windows, "peak_rss_mib": peak_rss_mib(),
         "rss_before_run_mib": rss_before_mb, "overruns": summary.counters["overruns"],
     }
+    if mode == SET_MODE:  # many recordings, run as fast as possible: no running cost of a listener
+        found = _audio_latencies(sinks.onsets, truth, names, rate)
+        result.update(recordings=len(names), **_latency_summary(found, len(truth)), latencies_s=found)
+        return result
+    result.update(_running_cost(sources[0], rate, startup_s, cpu0, cpu0 + cpu_s, summary.seconds))
     if mode == "latency":
         known = [p for p in placements if p[0] in bundle.labels]  # onsets of classes the model has
-        result["latency"] = _latencies(source.fed, sinks.onsets, bundle.frontend.sample_rate, known)
-        found = [x["latency_s"] for x in result["latency"] if x["detected"]]
-        result["detected"] = f"{len(found)}/{len(known)}"
-        result["median_latency_s"] = float(np.median(found)) if found else None
+        result["latency"] = _latencies(sources[0].fed, sinks.onsets, rate, known)
+        result.update(_latency_summary([x["latency_s"] for x in result["latency"] if x["detected"]], len(known)))
     return result
 
 
-def _latencies(fed: list[tuple[int, float]], onsets: list[tuple[str, float, float]], rate: int,
+def _latency_summary(found: Sequence[float], known: int) -> dict[str, Any]:
+    """How many of *known* onsets were found, and the median and 90th percentile of their latencies."""
+    return {"detected": f"{len(found)}/{known}",
+            "median_latency_s": float(np.median(found)) if found else None,
+            "p90_latency_s": float(np.percentile(found, 90)) if found else None}
+
+
+def _audio_latencies(onsets: Sequence[_Heard], truth: Sequence[Any], names: dict[str, str], rate: int) -> list[float]:
+    """For each true event (:class:`~edge_sed.events.Event`, ``file`` as in its TSV) with an onset event
+    of its label in its recording within :data:`ONSET_MATCH_S`: audio seconds from the true onset to
+    the end of the block whose scoring emitted the first such event. *names*: source path -> TSV name.
+    """
+    found = []
+    for event in truth:
+        hits = [heard for heard in onsets if names.get(heard.file) == event.file and heard.label == event.label
+                and abs(heard.onset_s - event.onset) < ONSET_MATCH_S]
+        if hits:
+            found.append(hits[0].fed / rate - event.onset)
+    return found
+
+
+def _latencies(fed: list[tuple[int, float]], onsets: Sequence[_Heard], rate: int,
                placements: Sequence[Placement]) -> list[dict]:
     """For each known onset: wall time from its sample's arrival to its label's first onset event.
 
@@ -259,14 +316,13 @@ def _latencies(fed: list[tuple[int, float]], onsets: list[tuple[str, float, floa
     fed_samples = np.array([n for n, _ in fed])
     for label, true_onset, _ in placements:
         block = int(np.searchsorted(fed_samples, round(true_onset * rate), side="right"))
-        hits = [(onset, wall) for name, onset, wall in onsets if name == label and abs(onset - true_onset) < ONSET_MATCH_S]
+        hits = [heard for heard in onsets if heard.label == label and abs(heard.onset_s - true_onset) < ONSET_MATCH_S]
         if block >= len(fed) or not hits:
             out.append({"label": label, "true_onset_s": true_onset, "detected": False})
             continue
-        onset, wall = hits[0]
         arrived = fed[block][1] - (fed[block][0] - round(true_onset * rate)) / rate
-        out.append({"label": label, "true_onset_s": true_onset, "detected": True, "onset_s": onset,
-                    "latency_s": wall - arrived})
+        out.append({"label": label, "true_onset_s": true_onset, "detected": True, "onset_s": hits[0].onset_s,
+                    "latency_s": hits[0].wall - arrived})
     return out
 
 
@@ -286,6 +342,8 @@ class StreamBenchConfig:
     ``model``: an ``.onnx``/``.tflite`` bundle (default: the shipped model).
     ``latency_recording`` and ``onsets`` (a DCASE TSV) or ``placements``: the
     recording with known onsets (default: the shipped demo and its TSV).
+    ``latency_set``: a DCASE TSV of known events, its recordings beside it (e.g. from
+    ``edge-sed synth``), for the latency in audio time over many events (none: no such run).
     ``device``: an input device to also measure ``listen`` on, live (none: no such run).
     ``startup_s``: audio seconds at the start of each run not counted in the running share.
     ``blocks_s``: longer blocks per wake-up to measure too (``listen --block``), at each hop
@@ -296,6 +354,7 @@ class StreamBenchConfig:
     latency_recording: str = ""
     onsets: str = ""
     placements: tuple[Placement, ...] = ()
+    latency_set: str = ""
     hops_s: tuple[float, ...] = HOPS_S
     blocks_s: tuple[float, ...] = ()
     long_s: float = 600.0
@@ -336,8 +395,10 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
 
     model, recording, placements = _resolve_inputs(config)
     rate = read_bundle(model).frontend.sample_rate
+    if config.latency_set:
+        _check_latency_set(Path(config.latency_set))
     tick = progress or (lambda done, total, what: None)
-    modes = (*MODES, MIC_MODE) if config.device else MODES
+    modes = (*MODES, *([MIC_MODE] if config.device else []), *([SET_MODE] if config.latency_set else []))
     plan = [(mode, hop, None) for hop in config.hops_s for mode in modes]
     plan += [(mode, hop, block) for hop in config.hops_s for block in _longer_blocks(config.blocks_s, hop)
              for mode in modes if mode in BLOCK_MODES]
@@ -351,6 +412,8 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
                 runs.append(_run_child(Path(model), Path(recording), mode, hop, block, None, config.startup_s, placements))
             elif mode == MIC_MODE:
                 runs.append(_run_child(Path(model), config.device, mode, hop, block, config.paced_s, config.startup_s))
+            elif mode == SET_MODE:
+                runs.append(_run_child(Path(model), Path(config.latency_set), mode, hop, block, None, config.startup_s))
             else:
                 seconds = None if mode == "fast" else config.paced_s
                 runs.append(_run_child(Path(model), long, mode, hop, block, seconds, config.startup_s))
@@ -360,6 +423,20 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
                 "placements": [list(p) for p in placements], "modes": list(modes)}
     path = write_results("stream", runs, settings=settings, goals=goals, results_dir=config.results_dir)
     return BenchResult(path, runs, goals)
+
+
+def _check_latency_set(annotations: Path) -> None:
+    """A :class:`ConfigError` now, not in every run, for a set whose TSV or recordings are missing."""
+    from edge_sed.evaluation import read_tsv
+
+    names = list(dict.fromkeys(event.file for event in read_tsv(annotations)))
+    if not names:
+        raise ConfigError(f"{str(annotations)!r} lists no events; give a DCASE TSV (filename, onset, offset, event_label)")
+    missing = [name for name in names if not (annotations.parent / name).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ConfigError(f"{str(annotations)!r} lists {missing[0]!r}{more}, not found beside it; "
+                          "keep the recordings in the TSV's folder (as edge-sed synth writes them)")
 
 
 def _longer_blocks(blocks_s: Sequence[float], hop_s: float) -> list[float]:

@@ -111,6 +111,7 @@ def stream(
     model: Annotated[Path | None, typer.Option("--model", help="Model bundle (.onnx/.tflite); default: the shipped model.")] = None,
     latency_recording: Annotated[Path | None, typer.Option("--latency-recording", help="Recording with known onsets; default: the shipped demo.")] = None,
     onsets: Annotated[Path | None, typer.Option("--onsets", help="Its known events, DCASE TSV (onset, offset, event_label).")] = None,
+    latency_set: Annotated[Path | None, typer.Option("--latency-set", help="Also measure onset latency in audio time over many events: a DCASE TSV with its recordings beside it (e.g. from 'edge-sed synth'), run as fast as possible.")] = None,
     long_s: Annotated[float, typer.Option("--long-s", help="Seconds of audio for the as-fast-as-possible runs.")] = 600.0,
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
     device: Annotated[str, typer.Option("--device", help="Also run listen live on this input device (index or name) for --paced-s; play sound into it. The goal is then judged on it.")] = "",
@@ -122,6 +123,7 @@ def stream(
 
     config = StreamBenchConfig(
         model=str(model or ""), latency_recording=str(latency_recording or ""), onsets=str(onsets or ""),
+        latency_set=str(latency_set or ""),
         long_s=long_s, paced_s=paced_s, device=device, startup_s=startup_s, blocks_s=tuple(block or ()),
         results_dir=str(results),
     )
