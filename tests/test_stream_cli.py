@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -356,6 +357,25 @@ def test_a_terminal_view_whose_reader_went_away_ends_quietly(test_bundle) -> Non
         stderr = listen.stderr.read().decode()
         assert listen.wait(timeout=120) == stream_cli.READER_GONE_EXIT, stderr
     assert stderr == ""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_mid_event_flushes_it_closed_and_ends_by_that_signal(scene, test_bundle, tmp_path, stop) -> None:
+    """``systemctl stop`` (SIGTERM) or a closed terminal (SIGHUP) stops as Ctrl-C does: the open
+    event is closed and written; then the process ends by the signal, a clean stop for systemd."""
+    out = tmp_path / "events.jsonl"
+    args = [sys.executable, "-m", "edge_sed", "detect", str(scene), "--realtime", "--model", str(test_bundle), "-o", str(out)]
+    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as detect:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and '"kind": "onset"' in out.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # inside the siren (1.5-4.5 s)
+        detect.send_signal(stop)
+        _, stderr = detect.communicate(timeout=30)
+    assert detect.returncode == -stop, stderr
+    assert stderr.startswith("done: ") and "windows; 1 events" in stderr, stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]  # every line complete JSON
+    assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
+    assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
 
 
 def test_realtime_pacing_takes_the_recording_s_duration(tmp_path, test_bundle) -> None:

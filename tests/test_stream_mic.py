@@ -69,8 +69,8 @@ def _edge_sed(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_when,
-                          *options: str) -> tuple[int, str, str]:
-    """Start listen, play *recording* once listen is ready, Ctrl-C once ``interrupt_when(out)`` holds."""
+                          *options: str, stop: int = signal.SIGINT) -> tuple[int, str, str]:
+    """Start listen, play *recording* once listen is ready, Ctrl-C (or *stop*) once ``interrupt_when(out)`` holds."""
     listen = _edge_sed("listen", "--device", "pulse", "--model", str(model), "--sink", f"jsonl:{out}", *options)
     ready = listen.stderr.readline()
     # a deep playback buffer: on a loaded machine paplay would otherwise underrun and the
@@ -80,7 +80,7 @@ def _listen_while_playing(recording: Path, model: Path, out: Path, interrupt_whe
         deadline = time.monotonic() + _LISTEN_TIMEOUT_S
         while not interrupt_when(out) and time.monotonic() < deadline:
             time.sleep(0.05)
-        listen.send_signal(signal.SIGINT)
+        listen.send_signal(stop)
         stdout, stderr = listen.communicate(timeout=30)
     finally:
         player.kill()
@@ -161,10 +161,11 @@ def test_listen_through_the_microphone_path_equals_detect(pulse, scene, test_bun
         assert got["onset_wall"] and abs(got["confidence"] - want["confidence"]) < 0.1
 
 
-def test_ctrl_c_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path) -> None:
+@pytest.mark.parametrize("stop, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
+def test_ctrl_c_or_a_service_stop_mid_event_flushes_it_closed(pulse, scene, test_bundle, tmp_path, stop, exit_code) -> None:
     out = tmp_path / "interrupted.jsonl"
-    code, _, stderr = _listen_while_playing(scene, test_bundle, out, _onset_written)  # inside the siren
-    assert code == 130
+    code, _, stderr = _listen_while_playing(scene, test_bundle, out, _onset_written, stop=stop)  # inside the siren
+    assert code == exit_code, stderr
     assert stderr.startswith("done: ") and "windows; 1 events" in stderr
     lines = out.read_text().splitlines()
     events = [json.loads(line) for line in lines]  # every line complete JSON

@@ -3,11 +3,14 @@ library errors become one line on stderr and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Iterator
+from typing import Any, Callable, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,7 +18,10 @@ from rich.console import Console
 from edge_sed.errors import EdgeSedError
 from edge_sed.sinks import pipe_console
 
-__all__ = ["app", "command", "handle_errors", "console", "err_console", "READER_GONE_EXIT", "silence_stdout"]
+__all__ = [
+    "app", "command", "handle_errors", "console", "err_console", "READER_GONE_EXIT", "silence_stdout",
+    "STOP_SIGNALS", "stop_signals_interrupt", "end_by_signal",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +37,8 @@ console = pipe_console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 #: Exit code when the reader of stdout went away (128 + SIGPIPE, as for a process SIGPIPE ends).
 READER_GONE_EXIT = 141
+#: Signals that stop a run as Ctrl-C does: a service manager's stop (SIGTERM), a closed terminal (SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 _state = {"debug": False}
 
 
@@ -92,6 +100,37 @@ def silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):  # not a real file (a test runner's capture)
         pass
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[list[int]]:
+    """Inside the block, :data:`STOP_SIGNALS` raise :class:`KeyboardInterrupt` in the main thread,
+    as Ctrl-C does, so that a run closes its open events and flushes its sinks. The list
+    yielded receives the signal's number; a second stop signal during that clean-up is ignored."""
+    received: list[int] = []
+
+    def interrupt(number: int, frame: object) -> None:
+        received.append(number)
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def end_by_signal(number: int) -> NoReturn:
+    """End the process by signal *number*'s default action, once everything is flushed: a service
+    manager sees the stop it asked for (systemd counts SIGTERM and SIGHUP as clean), a shell 128 + number."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    raise SystemExit(128 + number)  # where the signal is blocked
 
 
 def command(*args: Any, target: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:

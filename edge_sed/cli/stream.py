@@ -14,7 +14,8 @@ import typer
 
 from edge_sed.backends import Backend, load_backend
 from edge_sed.bundle import ModelBundle, read_bundle
-from edge_sed.cli._app import READER_GONE_EXIT, command, console, err_console, silence_stdout
+from edge_sed.cli._app import (READER_GONE_EXIT, command, console, end_by_signal, err_console, silence_stdout,
+                               stop_signals_interrupt)
 from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve, table
 from edge_sed.errors import AllSinksFailed, AudioInputError, ConfigError, ModelError, SinkError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
@@ -140,15 +141,18 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
     from edge_sed.sinks import open_sinks
 
     sinks = open_sinks(sink_specs, labels=backend.bundle.labels)
-    try:
-        summary = run(sources, backend, sinks, config)
-    except AllSinksFailed as exc:
-        if not exc.reader_gone:
-            raise
-        silence_stdout()  # ``edge-sed detect ... | head``: the reader has what it wanted; end quietly
-        raise typer.Exit(code=READER_GONE_EXIT) from None
+    with stop_signals_interrupt() as stopped_by:
+        try:
+            summary = run(sources, backend, sinks, config)
+        except AllSinksFailed as exc:
+            if not exc.reader_gone:
+                raise
+            silence_stdout()  # ``edge-sed detect ... | head``: the reader has what it wanted; end quietly
+            raise typer.Exit(code=READER_GONE_EXIT) from None
     err_console.print(f"done: {summary.describe()}", highlight=False)
     if summary.interrupted:
+        if stopped_by:  # SIGTERM or SIGHUP: events closed and flushed as for Ctrl-C, then the signal's own end
+            end_by_signal(stopped_by[0])
         raise typer.Exit(code=INTERRUPTED_EXIT)
     failed = [f"{name!r} failed {count}x" for name, count in summary.sink_failures.items() if count]
     if failed:
