@@ -349,9 +349,21 @@ def test_a_reader_that_goes_away_ends_detect_quietly(scene, test_bundle) -> None
     assert first["label"] == "siren" and stderr == ""
 
 
+def test_listen_into_a_pipe_writes_json_lines_as_events_come(test_bundle) -> None:
+    """Without --sink, listen draws its view in a terminal only; into a pipe (``| jq``, ``> file``, a
+    service's journal) events go as JSON Lines, as they come, not as one view drawn at the end."""
+    args = [sys.executable, "-m", "edge_sed", "listen", "--demo", "--duration", "4", "--model", str(test_bundle)]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    events = _events(done.stdout)
+    assert [(e["kind"], e["label"]) for e in events] == [("onset", "dog"), ("event", "dog")]  # the demo's dog at 0.8 s
+    assert events[0]["onset_wall"] and events[0]["file"].endswith("demo.flac")
+
+
 def test_a_terminal_view_whose_reader_went_away_ends_quietly(test_bundle) -> None:
     """``edge-sed listen | head``: rich would exit 1 on the broken pipe; the view's sink set ends the run with 141."""
-    args = [sys.executable, "-m", "edge_sed", "listen", "--demo", "--duration", "2", "--block", "1", "--model", str(test_bundle)]
+    args = [sys.executable, "-m", "edge_sed", "listen", "--demo", "--duration", "2", "--block", "1", "--model", str(test_bundle),
+            "--sink", "terminal"]
     with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as listen:
         listen.stdout.close()  # the reader is gone before the view is drawn
         stderr = listen.stderr.read().decode()

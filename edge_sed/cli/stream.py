@@ -7,6 +7,7 @@ and call :func:`edge_sed.pipeline.run`; they differ only in their sources.
 from __future__ import annotations
 
 import importlib.resources
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional, Sequence
 
@@ -136,6 +137,15 @@ def pipeline_config(bundle: ModelBundle, *, config_file: Path | None = None, hop
     return PipelineConfig(stream=stream, tracker=tracker, duration_s=duration_s)
 
 
+def _default_listen_sink() -> str:
+    """``listen``'s sink when none is given: the live view in a terminal; elsewhere (a pipe, a
+    file, a service's journal), where a view would be drawn only once at the end, JSON Lines."""
+    try:
+        return "terminal" if sys.stdout.isatty() else "jsonl"
+    except ValueError:  # stdout closed
+        return "jsonl"
+
+
 def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str], config: PipelineConfig) -> RunSummary:
     """Open the sinks and run; the shared tail of ``listen`` and ``detect``."""
     from edge_sed.sinks import open_sinks
@@ -160,7 +170,7 @@ def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str]
     return summary
 
 
-@command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop).")
+@command("listen", help="Detect sound events live from a microphone (Ctrl-C to stop): a live view in a terminal, JSON Lines into a pipe or file.")
 def listen(
     device: DeviceOpt = None,
     device_rate: DeviceRateOpt = None,
@@ -198,7 +208,7 @@ def listen(
         source = mic
         err_console.print(f"listening on {mic.name} at {mic.device_rate} Hz (model {rate} Hz); Ctrl-C to stop",
                           highlight=False)
-    _run_pipeline([source], backend, sink or ["terminal"], settings)
+    _run_pipeline([source], backend, sink or [_default_listen_sink()], settings)
 
 
 @command("detect", help="Detect sound events in audio files ('-' reads raw 16-bit PCM from stdin), faster than real time.")
