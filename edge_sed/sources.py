@@ -56,6 +56,10 @@ MIC_BUFFER_S = 4.0
 MIC_BLOCK_S = 0.1
 #: Seconds :meth:`MicSource.open` waits for the first block, beyond the block's own length.
 FIRST_BLOCK_TIMEOUT_S = 10.0
+#: Seconds without a sample from a running device, beyond a block's length, after which
+#: :class:`MicSource` gives up: a device suspended, taken over or gone while PortAudio still
+#: reports its stream active would otherwise leave ``listen`` waiting for ever, silently.
+STALL_TIMEOUT_S = 5.0
 #: Longest block ``listen --block`` takes per wake-up: half of what the microphone's ring holds.
 MAX_BLOCK_S = MIC_BUFFER_S / 2
 #: Bytes per sample of raw PCM on stdin (16-bit little-endian).
@@ -295,14 +299,23 @@ class MicSource:
         if self._stream is None:
             self.open()
         wanted = min(self.block_frames, self.ring.capacity)  # a ring smaller than a block is read when full
+        stall_s = STALL_TIMEOUT_S + wanted / self.device_rate
+        seen, since = self.ring.available, time.monotonic()  # frames waiting, and since when no more came
         while True:
-            missing = wanted - self.ring.available
+            available = self.ring.available
+            missing = wanted - available
             if missing > 0:
                 if not self._stream.active:
                     raise AudioInputError(f"input device {self.name} stopped delivering audio (unplugged?)")
+                if available != seen:
+                    seen, since = available, time.monotonic()
+                elif time.monotonic() - since > stall_s:
+                    raise AudioInputError(f"input device {self.name} delivered no audio for {stall_s:g} s "
+                                          "(unplugged, suspended, or taken by another program?)")
                 time.sleep(missing / self.device_rate)
                 continue
             frames = self.ring.read()
+            seen, since = 0, time.monotonic()
             self.counters["overruns"] = self.ring.overruns + self._flags["input_overflow"]
             yield self._conditioner(frames)
 

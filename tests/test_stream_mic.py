@@ -15,6 +15,8 @@ import pytest
 from bundles import STREAM, write_scene
 from conftest import STREAM_BENCH_DATA, need_program, need_shared_data
 
+from edge_sed.sources import STALL_TIMEOUT_S
+
 PLACEMENTS = [("siren", 1.0, 3.0), ("crying_baby", 5.5, 3.0)]
 SCENE_S = 9.5
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +173,27 @@ def test_ctrl_c_or_a_service_stop_mid_event_flushes_it_closed(pulse, scene, test
     events = [json.loads(line) for line in lines]  # every line complete JSON
     assert [(e["kind"], e["label"]) for e in events] == [("onset", "siren"), ("event", "siren")]
     assert events[1]["offset"] > events[1]["onset"] == events[0]["onset"]
+
+
+def test_a_device_that_stops_delivering_ends_listen_in_one_line(pulse, test_bundle, tmp_path) -> None:
+    """A suspended sink's monitor delivers nothing while PortAudio still calls the stream active: listen
+    gives up after STALL_TIMEOUT_S (exit 1, one line) instead of waiting for ever, so that a service
+    manager can start it again."""
+    listen = _edge_sed("listen", "--device", "pulse", "--model", str(test_bundle), "--sink", f"jsonl:{tmp_path / 'e.jsonl'}")
+    try:
+        assert listen.stderr.readline().startswith("listening on [0] pulse")
+        suspended = time.monotonic()
+        assert _pactl("suspend-sink", "vsink", "1").returncode == 0
+        _, stderr = listen.communicate(timeout=60)
+        waited = time.monotonic() - suspended
+    finally:
+        _pactl("suspend-sink", "vsink", "0")
+        listen.kill()
+    assert listen.returncode == 1, stderr
+    (line,) = stderr.splitlines()
+    assert line.startswith("error: input device [0] pulse delivered no audio for ")
+    assert line.endswith(" s (unplugged, suspended, or taken by another program?)")
+    assert STALL_TIMEOUT_S < waited < STALL_TIMEOUT_S + 10
 
 
 def _python_prints(code: str) -> list[str]:
