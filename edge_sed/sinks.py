@@ -82,8 +82,9 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-#: ``factory(target, labels=..., file=...)``: *target* is what follows ``scheme:``
-#: (``None`` when the spec is the bare scheme name).
+#: ``factory(target, labels=..., file=..., append=...)``: *target* is what follows ``scheme:``
+#: (``None`` when the spec is the bare scheme name); *append*: add to an existing file rather than
+#: start it afresh (sinks that write no file ignore it).
 SinkFactory = Callable[..., Sink]
 
 
@@ -213,7 +214,7 @@ class SinkSet:
                                name, type(exc).__name__, exc)
 
 
-def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None = None) -> SinkSet:
+def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None = None, append: bool = False) -> SinkSet:
     """Parse every spec, then open the sinks (nothing is opened if any spec is wrong).
 
     Parameters
@@ -224,6 +225,9 @@ def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None 
         The model's class names (the terminal view's meters).
     file : str, optional
         The input's name, for the ``filename`` column of TSV rows of events without one.
+    append : bool
+        File sinks add to an existing file (a TSV without a second header) instead of
+        starting it afresh: a listener restarted by a service manager keeps its record.
     """
     parsed = [parse_sink_spec(spec) for spec in specs]
     on_stdout = [spec.text for spec in parsed if writes_stdout(spec)]
@@ -235,7 +239,7 @@ def open_sinks(specs: Sequence[str], *, labels: Sequence[str], file: str | None 
         for spec in parsed:
             name = spec.text if spec.text not in dict(opened) else f"{spec.text}#{len(opened) + 1}"
             factory = SINK_SCHEMES[spec.scheme].factory
-            opened.append((name, factory(spec.target, labels=tuple(labels), file=file)))
+            opened.append((name, factory(spec.target, labels=tuple(labels), file=file, append=append)))
     except BaseException:
         SinkSet(opened).close()
         raise
@@ -249,14 +253,15 @@ def _is_stdout(target: str | None) -> bool:
     return target is None or target == STDOUT_TARGET
 
 
-def _open_text(target: str | None, scheme: str) -> tuple[IO[str], bool]:
-    """The stream for ``scheme[:PATH]`` and whether the sink owns it (stdout it does not)."""
+def _open_text(target: str | None, scheme: str, append: bool) -> tuple[IO[str], bool]:
+    """The stream for ``scheme[:PATH]`` (appended to, or started afresh) and whether the sink owns it
+    (stdout it does not)."""
     if _is_stdout(target):
         return sys.stdout, False
     if not target:
         raise _bad_spec(f"{scheme}:", "empty path")
     try:
-        return open(target, "w", encoding="utf-8"), True
+        return open(target, "a" if append else "w", encoding="utf-8"), True
     except OSError as exc:
         raise SinkError(f"cannot open sink '{scheme}:{target}': {exc.strerror or exc}") from None
 
@@ -290,16 +295,19 @@ class JsonlSink(_LineSink):
 
 
 class TsvSink(_LineSink):
-    """DCASE-style ``filename onset offset event_label`` rows, complete events only, after a header.
+    """DCASE-style ``filename onset offset event_label`` rows, complete events only, after a header
+    (written unless *header* is False: rows added to a file that has one).
 
     ``filename`` is the base name of the event's ``file``, as in DCASE annotations
     (JSON Lines keep the path as given); rows of events without one get *filename*.
     """
 
-    def __init__(self, stream: IO[str], *, filename: str | None = None, owns_stream: bool = False) -> None:
+    def __init__(self, stream: IO[str], *, filename: str | None = None, owns_stream: bool = False,
+                 header: bool = True) -> None:
         super().__init__(stream, owns_stream=owns_stream)
         self.filename = filename or DEFAULT_TSV_FILENAME
-        self._write_line(TSV_HEADER)
+        if header:
+            self._write_line(TSV_HEADER)
 
     def emit(self, event: Event) -> None:
         if event.offset is not None:
@@ -307,15 +315,15 @@ class TsvSink(_LineSink):
             self._write_line(f"{filename}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
 
 
-def _open_jsonl(target: str | None, *, labels: Sequence[str], file: str | None) -> JsonlSink:
-    stream, owned = _open_text(target, "jsonl")
+def _open_jsonl(target: str | None, *, labels: Sequence[str], file: str | None, append: bool = False) -> JsonlSink:
+    stream, owned = _open_text(target, "jsonl", append)
     return JsonlSink(stream, owns_stream=owned)
 
 
-def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None) -> TsvSink:
-    stream, owned = _open_text(target, "tsv")
-    try:
-        return TsvSink(stream, filename=file, owns_stream=owned)  # writes the header now
+def _open_tsv(target: str | None, *, labels: Sequence[str], file: str | None, append: bool = False) -> TsvSink:
+    stream, owned = _open_text(target, "tsv", append)
+    try:  # the header now, unless rows go on after an existing one
+        return TsvSink(stream, filename=file, owns_stream=owned, header=not (owned and append and stream.tell() > 0))
     except OSError as exc:
         if owned:
             with contextlib.suppress(OSError):  # the header is still in its buffer
@@ -460,7 +468,7 @@ class _ViewLines:
             yield from line
 
 
-def _open_terminal(target: str | None, *, labels: Sequence[str], file: str | None) -> TerminalSink:
+def _open_terminal(target: str | None, *, labels: Sequence[str], file: str | None, append: bool = False) -> TerminalSink:
     if target is not None:
         raise _bad_spec(f"terminal:{target}", "'terminal' takes no argument")
     return TerminalSink(labels)
@@ -745,7 +753,7 @@ class MqttSink:
                 self._spool.remove(path)
 
 
-def _open_mqtt(target: str | None, *, labels: Sequence[str], file: str | None) -> MqttSink:
+def _open_mqtt(target: str | None, *, labels: Sequence[str], file: str | None, append: bool = False) -> MqttSink:
     if target is None:
         raise _bad_spec("mqtt", "missing broker URL")
     return MqttSink(parse_mqtt_url(f"mqtt:{target}"))

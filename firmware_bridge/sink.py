@@ -124,7 +124,8 @@ class BridgeSink:
         self.sent += 1
 
 
-def _open_bridge_sink(scheme: str, target: str | None, *, labels: Sequence[str], file: str | None) -> BridgeSink:
+def _open_bridge_sink(scheme: str, target: str | None, *, labels: Sequence[str], file: str | None,
+                      append: bool = False) -> BridgeSink:
     return BridgeSink(f"{scheme}:{target or ''}", labels)
 
 

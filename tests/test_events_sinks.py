@@ -67,6 +67,25 @@ def test_tsv_file_holds_complete_events_under_a_dcase_header(tmp_path: Path) -> 
     )
 
 
+def test_file_sinks_start_afresh_or_append(tmp_path: Path) -> None:
+    """A run starts its files afresh (detect's results); with ``append`` (listen: a restarted
+    listener) it adds to them, and a TSV keeps its one header."""
+    jsonl, tsv = tmp_path / "events.jsonl", tmp_path / "events.tsv"
+    for append in (False, True, True):
+        with open_sinks([f"jsonl:{jsonl}", f"tsv:{tsv}"], labels=LABELS, file="mic.wav", append=append) as sinks:
+            sinks.emit(DOG)
+    assert [json.loads(line)["onset"] for line in jsonl.read_text().splitlines()] == [1.25, 1.25, 1.25]
+    assert tsv.read_text() == "filename\tonset\toffset\tevent_label\n" + "mic.wav\t1.250\t3.500\tDog\n" * 3
+    with open_sinks([f"jsonl:{jsonl}", f"tsv:{tsv}"], labels=LABELS, file="mic.wav") as sinks:
+        sinks.emit(SIREN)
+    assert len(jsonl.read_text().splitlines()) == 1 and tsv.read_text().count("\n") == 2
+    empty = tmp_path / "empty.tsv"
+    empty.touch()  # an existing file without a header gets one
+    with open_sinks([f"tsv:{empty}"], labels=LABELS, append=True) as sinks:
+        sinks.emit(SIREN)
+    assert empty.read_text().startswith("filename\tonset\toffset\tevent_label\n")
+
+
 def test_dead_sinks_are_counted_and_the_others_get_every_event(tmp_path: Path, caplog) -> None:
     good_jsonl, good_tsv = tmp_path / "good.jsonl", tmp_path / "good.tsv"
     read_end, write_end = os.pipe()

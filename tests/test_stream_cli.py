@@ -360,6 +360,17 @@ def test_listen_into_a_pipe_writes_json_lines_as_events_come(test_bundle) -> Non
     assert events[0]["onset_wall"] and events[0]["file"].endswith("demo.flac")
 
 
+def test_listen_adds_to_its_event_files_and_detect_starts_them_afresh(scene, test_bundle, tmp_path) -> None:
+    """A listener restarted (by a service manager, say) keeps the events of its earlier runs."""
+    out = tmp_path / "events.jsonl"
+    for _ in range(2):
+        result = _invoke("listen", "--demo", "--duration", "2", "--model", str(test_bundle), "--sink", f"jsonl:{out}")
+        assert result.exit_code == 0, result.output
+    assert [(e["kind"], e["label"]) for e in _events(out.read_text())] == [("onset", "dog"), ("event", "dog")] * 2
+    assert _invoke("detect", str(scene), "--model", str(test_bundle), "-o", str(out)).exit_code == 0
+    assert [e["label"] for e in _events(out.read_text()) if e["kind"] == "event"] == ["siren", "dog"]
+
+
 def test_a_terminal_view_whose_reader_went_away_ends_quietly(test_bundle) -> None:
     """``edge-sed listen | head``: rich would exit 1 on the broken pipe; the view's sink set ends the run with 141."""
     args = [sys.executable, "-m", "edge_sed", "listen", "--demo", "--duration", "2", "--block", "1", "--model", str(test_bundle),

@@ -146,11 +146,12 @@ def _default_listen_sink() -> str:
         return "jsonl"
 
 
-def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str], config: PipelineConfig) -> RunSummary:
-    """Open the sinks and run; the shared tail of ``listen`` and ``detect``."""
+def _run_pipeline(sources: list[Source], backend: Backend, sink_specs: list[str], config: PipelineConfig, *,
+                  append: bool = False) -> RunSummary:
+    """Open the sinks (files appended to with *append*) and run; the shared tail of ``listen`` and ``detect``."""
     from edge_sed.sinks import open_sinks
 
-    sinks = open_sinks(sink_specs, labels=backend.bundle.labels)
+    sinks = open_sinks(sink_specs, labels=backend.bundle.labels, append=append)
     with stop_signals_interrupt() as stopped_by:
         try:
             summary = run(sources, backend, sinks, config)
@@ -208,7 +209,8 @@ def listen(
         source = mic
         err_console.print(f"listening on {mic.name} at {mic.device_rate} Hz (model {rate} Hz); Ctrl-C to stop",
                           highlight=False)
-    _run_pipeline([source], backend, sink or [_default_listen_sink()], settings)
+    # a listener's files are its record: one restarted (by a service manager, say) adds to them
+    _run_pipeline([source], backend, sink or [_default_listen_sink()], settings, append=True)
 
 
 @command("detect", help="Detect sound events in audio files ('-' reads raw 16-bit PCM from stdin), faster than real time.")
