@@ -479,7 +479,9 @@ def _open_terminal(target: str | None, *, labels: Sequence[str], file: str | Non
 MQTT_DEFAULT_PORT = 1883
 MQTT_DEFAULT_TOPIC = "edge-sed/{label}/{kind}"
 MQTT_PLACEHOLDERS = ("label", "kind")
-MQTT_OPTIONS = ("qos", "spool", "client_id")
+MQTT_OPTIONS = ("qos", "spool", "client_id", "status")
+#: What the ``status=`` topic holds (retained): Home Assistant's default availability payloads.
+MQTT_ONLINE, MQTT_OFFLINE = "online", "offline"
 MQTT_MAX_CLIENT_ID = 65535
 _TOPIC_FORBIDDEN = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
@@ -501,6 +503,9 @@ class MqttSettings:
     client_id: str = ""
     username: str | None = None
     password: str | None = None
+    #: A topic that says whether the detector is running (retained ``online``/``offline``; the
+    #: broker sets ``offline`` itself when the connection dies: MQTT's last will).
+    status: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -515,6 +520,8 @@ class MqttSettings:
             fields = {name for _, name, _, _ in string.Formatter().parse(self.topic) if name is not None}
         except ValueError as exc:
             raise SinkError(f"bad MQTT topic template {self.topic!r} ({exc}); placeholders: {{label}}, {{kind}}") from None
+        if self.status is not None and (not self.status or any(c in self.status for c in "+#{}")):
+            raise SinkError(f"bad MQTT status topic {self.status!r}: it must be non-empty, without '+', '#' or placeholders")
         unknown = sorted(fields - set(MQTT_PLACEHOLDERS))
         if unknown or not self.topic or "+" in self.topic or "#" in self.topic:
             raise SinkError(
@@ -539,21 +546,21 @@ class MqttSettings:
             if self.password is not None:
                 auth += ":" + quote(self.password, safe="")
             auth += "@"
-        query = {"qos": self.qos, "spool": self.spool, "client_id": self.client_id or None}
+        query = {"qos": self.qos, "spool": self.spool, "client_id": self.client_id or None, "status": self.status}
         query_text = urlencode({key: value for key, value in query.items() if value is not None})
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"mqtt://{auth}{host}:{self.port}/{quote(self.topic, safe='/{}')}" + (f"?{query_text}" if query_text else "")
 
 
 def parse_mqtt_url(url: str) -> MqttSettings:
-    """Read ``mqtt://[user[:pass]@]host[:port][/topic/template][?qos=1&spool=DIR&client_id=ID]``.
+    """Read ``mqtt://[user[:pass]@]host[:port][/topic/template][?qos=1&spool=DIR&client_id=ID&status=TOPIC]``.
 
     Raises
     ------
     SinkError
         For anything else, naming the part that is wrong.
     """
-    form = "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID"
+    form = "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID&status=TOPIC"
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -581,6 +588,7 @@ def parse_mqtt_url(url: str) -> MqttSettings:
         client_id=options.get("client_id", ""),
         username=None if parts.username is None else unquote(parts.username),
         password=None if parts.password is None else unquote(parts.password),
+        status=options.get("status"),
     )
 
 
@@ -643,6 +651,10 @@ class MqttSink:
     Delivery is at least once: a message whose acknowledgement was lost is sent
     again, and messages resent around a (re)connect may overtake newer ones.
     Each payload carries its own times, so consumers can order and deduplicate.
+
+    With ``status=TOPIC`` the sink keeps a retained ``online`` there while it is
+    connected, and ``offline`` once it closes; should the process die or the
+    network fail instead, the broker publishes ``offline`` for it (the last will).
     """
 
     def __init__(self, settings: MqttSettings, *, ack_timeout_s: float = 3.0, reconnect_max_s: float = 2.0) -> None:
@@ -656,6 +668,7 @@ class MqttSink:
         self._lock = threading.Lock()
         self._in_flight: dict[int, Path] = {}  # mid -> spool file
         self._acked_early: set[int] = set()  # PUBACKs that beat publish() back to us
+        self._unspooled: set[int] = set()  # status messages in flight (nothing to remove when acknowledged)
         self._reconnected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id)
         if settings.username is not None:
@@ -664,6 +677,8 @@ class MqttSink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        if settings.status is not None:
+            client.will_set(settings.status, MQTT_OFFLINE, qos=1, retain=True)
         self._client = client
         client.connect_async(settings.host, settings.port)
         client.loop_start()
@@ -691,6 +706,9 @@ class MqttSink:
             if not waiting and not self._spool.pending():
                 break
             time.sleep(0.02)
+        if self.settings.status is not None and self._client.is_connected():  # a clean end sends no last will
+            with contextlib.suppress(RuntimeError, ValueError):  # the connection went just now: the will says it
+                self._publish_status(MQTT_OFFLINE).wait_for_publish(self.ack_timeout_s)
         self._closing = True  # the disconnect below is ours, not a lost broker
         self._client.disconnect()
         self._client.loop_stop()
@@ -710,6 +728,15 @@ class MqttSink:
                 self._spool.remove(path)
             else:
                 self._in_flight[info.mid] = path
+
+    def _publish_status(self, payload: str) -> Any:
+        info = self._client.publish(self.settings.status, payload, qos=1, retain=True)
+        with self._lock:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+            else:
+                self._unspooled.add(info.mid)
+        return info
 
     def _replay(self) -> None:
         with self._lock:
@@ -736,6 +763,8 @@ class MqttSink:
             logger.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
             return
         logger.info("connected to MQTT broker %s:%d", self.settings.host, self.settings.port)
+        if self.settings.status is not None:
+            self._publish_status(MQTT_ONLINE)
         self._reconnected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -746,6 +775,9 @@ class MqttSink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._lock:
+            if mid in self._unspooled:
+                self._unspooled.discard(mid)
+                return
             path = self._in_flight.pop(mid, None)
             if path is None:
                 self._acked_early.add(mid)
@@ -762,7 +794,7 @@ def _open_mqtt(target: str | None, *, labels: Sequence[str], file: str | None, a
 register_sink_scheme("terminal", _open_terminal, "terminal", writes_stdout=lambda target: True)
 register_sink_scheme("jsonl", _open_jsonl, "jsonl", "jsonl:PATH", writes_stdout=_is_stdout)
 register_sink_scheme("tsv", _open_tsv, "tsv", "tsv:PATH", writes_stdout=_is_stdout)
-register_sink_scheme("mqtt", _open_mqtt, "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID")
+register_sink_scheme("mqtt", _open_mqtt, "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID&status=TOPIC")
 
 # Bridge frames to microcontrollers: serial://, udp://, tcp:// (pyserial is imported when one opens).
 from firmware_bridge.sink import register_bridge_sinks  # noqa: E402

@@ -7,12 +7,14 @@ import json
 import logging
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from edge_sed.errors import SinkError
 from edge_sed.events import Event
 from edge_sed.sinks import MqttSink, open_sinks, parse_mqtt_url
 from conftest import need_program
@@ -205,3 +207,76 @@ def test_spooled_events_are_sent_by_the_next_run(tmp_path: Path) -> None:
     finally:
         subscriber.stop()
         broker.stop()
+
+
+class StatusWatcher:
+    """A paho client that records every payload of one (retained) status topic."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.payloads: list[str] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-sed-test-status")
+        client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_message = self._on_message
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        self.client = client
+        assert subscribed.wait(WAIT_S)
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.payloads.append(message.payload.decode())
+
+    def last(self) -> str | None:
+        with self._lock:
+            return self.payloads[-1] if self.payloads else None
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_status_topic_is_online_while_running_and_offline_after_close(broker: Broker, subscriber: Subscriber, tmp_path: Path) -> None:
+    url = f"mqtt://127.0.0.1:{broker.port}/test/{{kind}}/{{label}}?spool={tmp_path / 'spool'}&status=status/edge-sed"
+    sink = MqttSink(parse_mqtt_url(url))
+    watcher = StatusWatcher(broker.port, "status/edge-sed")  # subscribed after the sink connected: the retained value
+    try:
+        _wait_for(lambda: watcher.last() == "online", "a retained 'online'")
+        event = _events(0, 1)[0]
+        sink.emit(event)
+        sink.close()
+        _wait_for(lambda: watcher.last() == "offline", "'offline' after close")
+        assert watcher.payloads == ["online", "offline"]
+    finally:
+        watcher.stop()
+    _wait_for(lambda: len(subscriber.received()) == 1, "the event")  # events keep their own topics
+    assert _distinct(subscriber.received()) == _published([event])
+
+
+def test_status_goes_offline_when_the_process_dies(broker: Broker, tmp_path: Path) -> None:
+    """SIGKILL gives the sink no chance to say so: the broker publishes its last will."""
+    url = f"mqtt://127.0.0.1:{broker.port}/test/{{kind}}/{{label}}?spool={tmp_path / 'spool'}&status=status/killed"
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from edge_sed.sinks import MqttSink, parse_mqtt_url\n"
+        f"MqttSink(parse_mqtt_url({url!r}))\n"
+        "time.sleep(120)\n")])
+    watcher = StatusWatcher(broker.port, "status/killed")
+    try:
+        _wait_for(lambda: watcher.last() == "online", "'online' from the child")
+        child.kill()
+        child.wait(timeout=10)
+        _wait_for(lambda: watcher.last() == "offline", "the last will")
+    finally:
+        child.kill()
+        watcher.stop()
+
+
+def test_status_topic_is_a_plain_topic() -> None:
+    assert parse_mqtt_url("mqtt://h/a/{label}?status=home/edge-sed/status").status == "home/edge-sed/status"
+    assert parse_mqtt_url("mqtt://h/a?status=s/x").to_url() == "mqtt://h:1883/a?qos=1&status=s%2Fx"
+    for bad in ("s/%2B", "s/%23", "s/{label}", ""):  # '+' and '#' escaped: as they are, a URL reads them otherwise
+        with pytest.raises(SinkError, match="bad MQTT status topic"):
+            parse_mqtt_url(f"mqtt://h/a?status={bad}")

@@ -177,7 +177,7 @@ def test_a_registered_scheme_opens_through_open_sinks() -> None:
 
 VALID_FORMS = (
     "valid sinks: terminal, jsonl, jsonl:PATH, tsv, tsv:PATH, "
-    "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID, "
+    "mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID&status=TOPIC, "
     "serial:///dev/ttyUSB0?baud=115200, udp://host:port, tcp://host:port"
 )
 
@@ -193,8 +193,8 @@ VALID_FORMS = (
         ("tsv:/no/such/dir/x.tsv", "cannot open sink 'tsv:/no/such/dir/x.tsv': No such file or directory"),
         ("mqtt://h/a?qos=3", "MQTT qos must be 0, 1 or 2, got 3"),
         ("mqtt://h:99999/a", "bad MQTT sink 'mqtt://h:99999/a' (Port out of range 0-65535); "
-                             "expected mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID"),
-        ("mqtt://h/a?retain=1", "unknown MQTT option 'retain' in 'mqtt://h/a?retain=1'; valid options: qos, spool, client_id"),
+                             "expected mqtt://host[:port]/topic/{label}?qos=1&spool=DIR&client_id=ID&status=TOPIC"),
+        ("mqtt://h/a?retain=1", "unknown MQTT option 'retain' in 'mqtt://h/a?retain=1'; valid options: qos, spool, client_id, status"),
         ("mqtt://h/{lable}", "bad MQTT topic template '{lable}': it must be non-empty, without '+' or '#', "
                              "and its only placeholders are {label} and {kind}"),
         ("mqtt://h/a/#", "bad MQTT sink 'mqtt://h/a/#': '#' is a subscription wildcard, not a topic to publish to"),
@@ -237,10 +237,12 @@ _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), 
     spool=st.one_of(st.none(), st.sampled_from(["/var/spool/edge sed", "spool&dir", "relative/x=y"])),
     client_id=st.one_of(st.just(""), _names),
     credentials=st.one_of(st.none(), st.tuples(_names, st.one_of(st.none(), _names))),
+    status=st.one_of(st.none(), st.lists(_names.filter(lambda s: not set(s) & set("{}+#/")), min_size=1, max_size=3)),
 )
-def test_mqtt_settings_round_trip_through_their_url(host, port, topic, qos, spool, client_id, credentials) -> None:
+def test_mqtt_settings_round_trip_through_their_url(host, port, topic, qos, spool, client_id, credentials, status) -> None:
     username, password = credentials or (None, None)
-    mqtt_settings = MqttSettings(host, port, "/".join(topic), qos, spool, client_id, username, password)
+    mqtt_settings = MqttSettings(host, port, "/".join(topic), qos, spool, client_id, username, password,
+                                 None if status is None else "/".join(status))
     url = mqtt_settings.to_url()
     assert parse_mqtt_url(url) == mqtt_settings
     assert parse_sink_spec(url).scheme == "mqtt"
