@@ -86,6 +86,19 @@ def test_file_sinks_start_afresh_or_append(tmp_path: Path) -> None:
     assert empty.read_text().startswith("filename\tonset\toffset\tevent_label\n")
 
 
+def test_an_appended_file_rotated_by_copytruncate_goes_on_from_its_new_end(tmp_path: Path) -> None:
+    """logrotate's copytruncate empties a listener's file under it: the next line starts the file
+    (appending writes at the end, wherever that is), with no run of NUL bytes before it."""
+    path = tmp_path / "events.jsonl"
+    with open_sinks([f"jsonl:{path}"], labels=LABELS, append=True) as sinks:
+        sinks.emit(DOG)
+        (tmp_path / "events.jsonl.1").write_bytes(path.read_bytes())
+        with open(path, "r+") as rotated:
+            rotated.truncate(0)
+        sinks.emit(SIREN)
+    assert [json.loads(line)["label"] for line in path.read_text().splitlines()] == ["Siren"]
+
+
 def test_dead_sinks_are_counted_and_the_others_get_every_event(tmp_path: Path, caplog) -> None:
     good_jsonl, good_tsv = tmp_path / "good.jsonl", tmp_path / "good.tsv"
     read_end, write_end = os.pipe()
