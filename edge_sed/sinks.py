@@ -666,9 +666,8 @@ class MqttSink:
         self._mqtt = mqtt
         self._spool = _Spool(settings.spool_dir)
         self._lock = threading.Lock()
-        self._in_flight: dict[int, Path] = {}  # mid -> spool file
+        self._in_flight: dict[int, Path | None] = {}  # mid -> spool file (None: a status message, not spooled)
         self._acked_early: set[int] = set()  # PUBACKs that beat publish() back to us
-        self._unspooled: set[int] = set()  # status messages in flight (nothing to remove when acknowledged)
         self._reconnected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id)
         if settings.username is not None:
@@ -722,21 +721,23 @@ class MqttSink:
         if info.rc not in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):
             logger.warning("MQTT publish refused (%s); the message stays spooled", self._mqtt.error_string(info.rc))
             return
-        with self._lock:
-            if info.mid in self._acked_early:
-                self._acked_early.discard(info.mid)
-                self._spool.remove(path)
-            else:
-                self._in_flight[info.mid] = path
+        self._track(info.mid, path)
 
     def _publish_status(self, payload: str) -> Any:
         info = self._client.publish(self.settings.status, payload, qos=1, retain=True)
-        with self._lock:
-            if info.mid in self._acked_early:
-                self._acked_early.discard(info.mid)
-            else:
-                self._unspooled.add(info.mid)
+        self._track(info.mid, None)
         return info
+
+    def _track(self, mid: int, path: Path | None) -> None:
+        """Wait for *mid*'s acknowledgement, which removes *path* from the spool (None: nothing to
+        remove), unless it has come already."""
+        with self._lock:
+            if mid in self._acked_early:
+                self._acked_early.discard(mid)
+                if path is not None:
+                    self._spool.remove(path)
+            else:
+                self._in_flight[mid] = path
 
     def _replay(self) -> None:
         with self._lock:
@@ -775,13 +776,11 @@ class MqttSink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._lock:
-            if mid in self._unspooled:
-                self._unspooled.discard(mid)
-                return
-            path = self._in_flight.pop(mid, None)
-            if path is None:
+            if mid not in self._in_flight:
                 self._acked_early.add(mid)
-            else:
+                return
+            path = self._in_flight.pop(mid)
+            if path is not None:
                 self._spool.remove(path)
 
 
