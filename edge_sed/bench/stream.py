@@ -234,7 +234,6 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
 
     from edge_sed.backends import load_backend
     from edge_sed.config import resolve
-    from edge_sed.evaluation import read_tsv
     from edge_sed.pipeline import PipelineConfig, run
     from edge_sed.sinks import SinkSet, TerminalSink, open_sinks
     from edge_sed.sources import FileSource, MicSource
@@ -251,9 +250,8 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
         mic.open()  # PortAudio's one-off start-up is not listen's running cost (nor is loading the model)
         sources = [_TimedSource(mic, clock)]
     elif mode == SET_MODE:
-        events = read_tsv(recording)
+        events, names = _latency_set(Path(recording))
         truth = [event for event in events if event.label in bundle.labels]  # onsets of classes the model has
-        names = {str(Path(recording).parent / name): name for name in dict.fromkeys(event.file for event in events)}
         sources = [_TimedSource(FileSource(path, rate, block_s=block_s), clock) for path in names]
     else:
         sources = [_TimedSource(FileSource(recording, rate, realtime=mode != "fast", block_s=block_s), clock)]
@@ -298,11 +296,16 @@ def _audio_latencies(onsets: Sequence[_Heard], truth: Sequence[Any], names: dict
     """
     found = []
     for event in truth:
-        hits = [heard for heard in onsets if names.get(heard.file) == event.file and heard.label == event.label
-                and abs(heard.onset_s - event.onset) < ONSET_MATCH_S]
-        if hits:
-            found.append(hits[0].fed / rate - event.onset)
+        heard = _first_onset_event([h for h in onsets if names.get(h.file) == event.file], event.label, event.onset)
+        if heard is not None:
+            found.append(heard.fed / rate - event.onset)
     return found
+
+
+def _first_onset_event(onsets: Sequence[_Heard], label: str, true_onset_s: float) -> _Heard | None:
+    """The first onset event of *label* within :data:`ONSET_MATCH_S` of a true onset, if any."""
+    return next((heard for heard in onsets if heard.label == label and abs(heard.onset_s - true_onset_s) < ONSET_MATCH_S),
+                None)
 
 
 def _latencies(fed: list[tuple[int, float]], onsets: Sequence[_Heard], rate: int,
@@ -316,13 +319,13 @@ def _latencies(fed: list[tuple[int, float]], onsets: Sequence[_Heard], rate: int
     fed_samples = np.array([n for n, _ in fed])
     for label, true_onset, _ in placements:
         block = int(np.searchsorted(fed_samples, round(true_onset * rate), side="right"))
-        hits = [heard for heard in onsets if heard.label == label and abs(heard.onset_s - true_onset) < ONSET_MATCH_S]
-        if block >= len(fed) or not hits:
+        heard = _first_onset_event(onsets, label, true_onset)
+        if block >= len(fed) or heard is None:
             out.append({"label": label, "true_onset_s": true_onset, "detected": False})
             continue
         arrived = fed[block][1] - (fed[block][0] - round(true_onset * rate)) / rate
-        out.append({"label": label, "true_onset_s": true_onset, "detected": True, "onset_s": hits[0].onset_s,
-                    "latency_s": hits[0].wall - arrived})
+        out.append({"label": label, "true_onset_s": true_onset, "detected": True, "onset_s": heard.onset_s,
+                    "latency_s": heard.wall - arrived})
     return out
 
 
@@ -425,14 +428,21 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
     return BenchResult(path, runs, goals)
 
 
-def _check_latency_set(annotations: Path) -> None:
-    """A :class:`ConfigError` now, not in every run, for a set whose TSV or recordings are missing."""
+def _latency_set(annotations: Path) -> tuple[list[Any], dict[str, str]]:
+    """A latency set's known events (:class:`~edge_sed.events.Event`) and its recordings, in the
+    TSV's order: path beside the TSV -> the name the TSV gives it."""
     from edge_sed.evaluation import read_tsv
 
-    names = list(dict.fromkeys(event.file for event in read_tsv(annotations)))
+    events = read_tsv(annotations)
+    return events, {str(annotations.parent / name): name for name in dict.fromkeys(event.file for event in events)}
+
+
+def _check_latency_set(annotations: Path) -> None:
+    """A :class:`ConfigError` now, not in every run, for a set whose TSV or recordings are missing."""
+    _, names = _latency_set(annotations)
     if not names:
         raise ConfigError(f"{str(annotations)!r} lists no events; give a DCASE TSV (filename, onset, offset, event_label)")
-    missing = [name for name in names if not (annotations.parent / name).is_file()]
+    missing = [name for path, name in names.items() if not Path(path).is_file()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise ConfigError(f"{str(annotations)!r} lists {missing[0]!r}{more}, not found beside it; "
