@@ -5,11 +5,14 @@ needs it, and never imports torch unless a torch checkpoint is given.
 A backend is a callable: ``backend(features) -> scores`` where ``features`` is
 one window as the bundle's ``input`` says (log-mel, shape (frames, n_mels), or
 waveform, shape (n_samples,)) and ``scores`` has shape (classes,), float32 in
-[0, 1]. ``backend.bundle`` is the model's :class:`~edge_sed.bundle.ModelBundle`.
+[0, 1]. ``backend.score(windows)`` does the same for a stack of windows in one
+call where the runtime allows it (the pipeline scores the hops of one wake-up
+so). ``backend.bundle`` is the model's :class:`~edge_sed.bundle.ModelBundle`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol
 
@@ -36,10 +39,26 @@ class Backend(Protocol):
 
     def __call__(self, features: np.ndarray) -> np.ndarray: ...
 
+    def score(self, windows: np.ndarray) -> np.ndarray: ...
+
     def reset(self) -> None: ...
 
 
-class OnnxBackend:
+class _StatelessBackend(ABC):
+    """What the backends share: one window scored as a stack of one; nothing kept between windows."""
+
+    @abstractmethod
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Scores of a stack of windows, shape (n, classes)."""
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return self.score(np.asarray(features, dtype=np.float32)[None])[0]
+
+    def reset(self) -> None:
+        """Stateless model: nothing to reset."""
+
+
+class OnnxBackend(_StatelessBackend):
     """ONNX Runtime on the CPU (fp32 or int8 QDQ models)."""
 
     def __init__(self, path: str | Path, *, threads: int = 1) -> None:
@@ -51,6 +70,7 @@ class OnnxBackend:
         if "scores" not in names:
             raise ModelError(f"{str(self.path)!r} has no 'scores' output (outputs: {', '.join(names)})")
         self._input = inputs[0].name
+        self._one_per_run = inputs[0].shape[0] == 1  # a graph exported with a fixed batch of one
         check_graph(
             self.bundle,
             str(self.path),
@@ -59,12 +79,12 @@ class OnnxBackend:
             n_scores=outputs[names.index("scores")].shape[-1],
         )
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        batch = np.asarray(features, dtype=np.float32)[None]
-        return self.session.run(["scores"], {self._input: batch})[0][0]
-
-    def reset(self) -> None:
-        """Stateless model: nothing to reset."""
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Scores of a stack of windows, shape (n, classes): one run, or one per window where the batch is fixed."""
+        windows = np.asarray(windows, dtype=np.float32)
+        if self._one_per_run and len(windows) != 1:
+            return np.concatenate([self.score(window[None]) for window in windows])
+        return self.session.run(["scores"], {self._input: windows})[0]
 
 
 def _window_shape(bundle: ModelBundle) -> tuple[int, ...]:
@@ -124,7 +144,7 @@ def _tflite_interpreter_class() -> type:
     return Interpreter
 
 
-class TFLiteBackend:
+class TFLiteBackend(_StatelessBackend):
     """LiteRT (ai-edge-litert, or tflite-runtime) on the CPU; metadata in the sidecar JSON.
 
     Full-int8 models with int8 input/output tensors are fed and read through
@@ -153,14 +173,14 @@ class TFLiteBackend:
             n_scores=int(self._output["shape"][-1]),
         )
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        batch = np.asarray(features, dtype=np.float32)[None]
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Scores of a stack of windows, shape (n, classes): one invoke per window (the graph's batch is one)."""
+        return np.concatenate([self._invoke(window[None]) for window in np.asarray(windows, dtype=np.float32)])
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
         self.interpreter.invoke()
-        return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)[0]
-
-    def reset(self) -> None:
-        """Stateless model: nothing to reset."""
+        return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)
 
 
 def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -179,7 +199,7 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-class TorchBackend:
+class TorchBackend(_StatelessBackend):
     """A torch checkpoint (official PANNs or edge-sed), for parity checks and development.
 
     Needs the ``[train]`` extra; torch is imported here only. The bundle comes
@@ -198,13 +218,11 @@ class TorchBackend:
         self.bundle = checkpoint_bundle(loaded, self.path)
         self._torch = torch
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        batch = self._torch.from_numpy(np.asarray(features, dtype=np.float32)[None])
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Scores of a stack of windows, shape (n, classes), in one forward."""
+        batch = self._torch.from_numpy(np.asarray(windows, dtype=np.float32))
         with self._torch.no_grad():
-            return self.model.forward_logmel(batch)["clipwise_output"][0].numpy()
-
-    def reset(self) -> None:
-        """Stateless model: nothing to reset."""
+            return self.model.forward_logmel(batch)["clipwise_output"].numpy()
 
 
 #: File suffix -> backend, for the error message and :func:`load_backend`.

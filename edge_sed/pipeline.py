@@ -4,6 +4,8 @@ EventTracker -> Sinks.
 Each log-mel frame is computed once and written into a preallocated
 :class:`FrameWindow`; every hop the last ``bundle.window_frames`` frames go to
 the backend (a waveform-input bundle gets the samples of the same stretch).
+The windows that one block of audio completes are scored in one backend call
+(``listen --block 1`` at a 250 ms hop: four windows, one call).
 
 ``edge-sed detect`` and ``edge-sed listen`` both call :func:`run`; they differ
 only in their sources. Time is the count of samples at the model's rate that
@@ -173,21 +175,33 @@ class _Stream:
         """End of stream: the last frames, a padded window for a stream shorter than one."""
         self._frames(self.logmel.flush())
         if self.windows == 0 and self.frames.pushed:
-            self._score(self.frames.pushed - 1)
+            last = self.frames.pushed - 1
+            self._score([(last, self._window(last))])
 
     def close(self) -> None:
         """Close the events still open at the current stream time and emit them."""
         self._emit(self.tracker.close(self.n_samples / self.rate))
 
     def _frames(self, frames: np.ndarray) -> None:
-        """Add frames to the window, scoring it each time a hop's last frame is in."""
+        """Add frames to the window; the windows whose hop's last frame they bring are scored together."""
+        completed: list[tuple[int, np.ndarray]] = []
         while len(frames):
             due = self._next_scored_frame()
             count = min(len(frames), due - self.frames.pushed + 1)
             self.frames.extend(frames[:count])
             frames = frames[count:]
             if self.frames.pushed - 1 == due:
-                self._score(due)
+                completed.append((due, self._window(due)))
+        if completed:
+            self._score(completed)
+
+    def _window(self, last_frame: int) -> np.ndarray:
+        """What the backend takes for the window ending at *last_frame*, the latest frame (a copy:
+        later frames reuse the storage). A waveform-input model gets the same stretch of samples,
+        ``[end - window_samples, end)``."""
+        if self.samples is None:
+            return self.frames.window().copy()
+        return self.samples.window(last_frame * self.hop_length)
 
     def _next_scored_frame(self) -> int:
         """Index of the next frame that ends a window: the first full window, then every hop."""
@@ -195,18 +209,15 @@ class _Stream:
         hops = max(0, -(-(self.frames.pushed - first) // self.hop_frames))  # ceil, never before the first
         return first + hops * self.hop_frames
 
-    def _score(self, last_frame: int) -> None:
-        centre_frame = max(0.0, last_frame - (self.window_frames - 1) / 2)
-        time_s = centre_frame * self.hop_length / self.rate
-        if self.samples is None:
-            features = self.frames.window()
-        else:  # the same stretch as the frames' window: samples [end - window_samples, end)
-            features = self.samples.window(last_frame * self.hop_length)
-        scores = np.asarray(self.backend(features), dtype=np.float32)
-        self.windows += 1
-        self.summary.windows += 1
-        self._emit(self.tracker.push(scores, time_s))
-        self._status(scores, last_frame * self.hop_length / self.rate)
+    def _score(self, windows: list[tuple[int, np.ndarray]]) -> None:
+        """Score windows, each ``(last_frame, features)``, in one backend call, then track them in order."""
+        scores = np.asarray(self.backend.score(np.stack([features for _, features in windows])), dtype=np.float32)
+        for (last_frame, _), row in zip(windows, scores):
+            centre_frame = max(0.0, last_frame - (self.window_frames - 1) / 2)
+            self.windows += 1
+            self.summary.windows += 1
+            self._emit(self.tracker.push(row, centre_frame * self.hop_length / self.rate))
+            self._status(row, last_frame * self.hop_length / self.rate)
 
     def _emit(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -150,6 +150,14 @@ def test_int8_scores_close_to_fp32_on_real_clips(models: dict[str, Path]) -> Non
     assert CLASSES[int(np.argmax(onnx_scores.mean(axis=0)))] == "siren"
 
 
+def test_each_backend_scores_a_stack_of_windows_as_each_window_alone(models: dict[str, Path]) -> None:
+    windows = clip_windows(_class_clip("siren"), read_bundle(models["fp32"]))
+    assert len(windows) > 1
+    for name in ("checkpoint", "fp32", "int8"):  # torch, ONNX Runtime fp32 and int8: one call for the stack
+        backend = load_backend(models[name])
+        np.testing.assert_allclose(backend.score(windows), _window_scores(models[name], windows), atol=1e-5, err_msg=name)
+
+
 def test_quantize_report_json_on_a_labelled_csv(models: dict[str, Path]) -> None:
     labelled = models["tmp"] / "labelled.csv"
     labelled.write_text(
@@ -273,6 +281,8 @@ def test_tflite_int8_agrees_with_onnx_int8(models: dict[str, Path]) -> None:
     assert tflite_scale == pytest.approx(_input_scale(int8), rel=1e-5)
     ranges = {read_bundle(path).provenance["int8"]["activation_ranges"] for path in (int8, tflite)}
     assert ranges == {"min/max over the calibration windows"}
+    windows = clip_windows(_class_clip("siren"), read_bundle(tflite))
+    np.testing.assert_array_equal(load_backend(tflite).score(windows), _window_scores(tflite, windows))  # one invoke each
     known = [Clip(_class_clip(label), label) for label in CLASSES]
     report = compare_models([int8, tflite], known, latency_runs=5)
     assert report.models[1].runtime == "TFLite"

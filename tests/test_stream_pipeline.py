@@ -18,7 +18,7 @@ from edge_sed.config import StreamConfig
 from edge_sed.errors import AudioInputError
 from edge_sed.events import Event, StreamStatus
 from edge_sed.pipeline import FrameWindow, PipelineConfig, run
-from edge_sed.sources import FileSource, _Conditioner
+from edge_sed.sources import BLOCK_FRAMES, UNPACED_BLOCK_S, FileSource, _Conditioner
 
 #: Scene: (label, onset_s, duration_s); onsets are where the clips go in.
 PLACEMENTS = [("siren", 2.0, 4.0), ("crying_baby", 8.0, 4.0)]
@@ -91,7 +91,7 @@ def test_known_onsets_and_offsets_are_found(scene, backend) -> None:
     assert sinks.closed == 1 and not summary.interrupted
 
 
-@pytest.mark.parametrize("block_frames", [160, 1024, 1280])
+@pytest.mark.parametrize("block_frames", [160, 1024, 1280, 16000, 48000])
 def test_same_events_whatever_the_block_size(scene, backend, block_frames: int) -> None:
     reference, _ = _detect(scene, backend, block_frames=4096)
     sinks, _ = _detect(scene, backend, block_frames=block_frames)
@@ -169,26 +169,64 @@ def _blas_threads() -> set[int]:
     return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
 
+class RecordingBackend:
+    """The real backend, noting each call's batch size and numpy's BLAS threads during it."""
+
+    def __init__(self, backend: OnnxBackend) -> None:
+        self.backend, self.bundle = backend, backend.bundle
+        self.batches: list[int] = []
+        self.blas_threads: list[set[int]] = []
+
+    def reset(self) -> None:
+        self.backend.reset()
+
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        self.batches.append(len(windows))
+        self.blas_threads.append(_blas_threads())
+        return self.backend.score(windows)
+
+
 def test_numpy_blas_runs_on_one_thread_during_a_run_and_is_restored_after(scene, backend) -> None:
     """More threads wake on 1 s blocks and spin between hops (11-14 % of a core on 2 cores)."""
-    seen: list[set[int]] = []
-
-    class BlasRecordingBackend:  # the real backend, noting numpy's BLAS threads at each window
-        bundle = backend.bundle
-
-        def reset(self) -> None:
-            backend.reset()
-
-        def __call__(self, features: np.ndarray) -> np.ndarray:
-            seen.append(_blas_threads())
-            return backend(features)
-
+    recording = RecordingBackend(backend)
     with threadpool_limits(limits=2, user_api="blas"):
         before = _blas_threads()
         source = FileSource(scene, backend.bundle.frontend.sample_rate, block_frames=16000)
-        run([source], BlasRecordingBackend(), CollectingSinks(), _config(backend))
+        run([source], recording, CollectingSinks(), _config(backend))
         assert _blas_threads() == before == {2}
-    assert len(seen) == 1 + (SCENE_FRAMES - 101) // 25 and all(threads == {1} for threads in seen)
+    assert recording.blas_threads and all(threads == {1} for threads in recording.blas_threads)
+
+
+@pytest.mark.parametrize(("block_frames", "per_call"), [(4000, 1), (16000, 4), (48000, 12)])
+def test_the_windows_one_block_completes_are_scored_in_one_call(scene, backend, block_frames: int, per_call: int) -> None:
+    recording = RecordingBackend(backend)
+    source = FileSource(scene, backend.bundle.frontend.sample_rate, block_frames=block_frames)
+    summary = run([source], recording, CollectingSinks(), _config(backend))
+    # a block of 0.25 s completes one 250 ms hop, 1 s four, 3 s twelve; not so the first block (the
+    # first window needs 1 s), the last (shorter) and the frames the end of the stream flushes
+    assert sum(recording.batches) == summary.windows == 1 + (SCENE_FRAMES - 101) // 25
+    assert set(recording.batches[1:-2]) == {per_call}, recording.batches
+
+
+def test_a_file_read_as_fast_as_possible_comes_in_long_blocks_a_paced_one_in_short(scene, tmp_path) -> None:
+    mono, _ = sf.read(scene, dtype="float32")
+    sf.write(tmp_path / "scene44k.wav", soxr.resample(mono, 16000, 44100), 44100)
+    for path, rate in ((scene, 16000), (tmp_path / "scene44k.wav", 44100)):
+        fast, paced = FileSource(path, 16000), FileSource(path, 16000, realtime=True)
+        assert (fast.block_frames, paced.block_frames) == (round(UNPACED_BLOCK_S * rate), BLOCK_FRAMES)
+
+
+def test_a_graph_with_a_fixed_batch_of_one_is_run_window_by_window(backend, test_bundle, tmp_path) -> None:
+    import onnx
+
+    model = onnx.load(str(test_bundle))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(tmp_path / "batch1.onnx"))
+    windows = np.random.default_rng(0).normal(-40, 10, (3, 101, 64)).astype(np.float32)
+    fixed = OnnxBackend(tmp_path / "batch1.onnx")
+    np.testing.assert_allclose(fixed.score(windows), backend.score(windows), atol=1e-6)
+    np.testing.assert_allclose(fixed.score(windows), [backend(window) for window in windows], atol=1e-6)
 
 
 def test_frame_window_is_the_last_frames_in_order() -> None:
@@ -223,7 +261,7 @@ def test_waveform_input_models_get_the_same_stretch_as_the_frames(scene, tmp_pat
 
     backend = OnnxBackend(build_loudness_bundle(tmp_path / "loudness.onnx"))
     samples, _ = sf.read(scene, dtype="float32")
-    for block_frames in (1280, 4096):
+    for block_frames in (1280, 4096, 16000):  # 16000: four windows a block, scored together
         sinks, summary = _detect(scene, backend, block_frames=block_frames)
         assert summary.windows == 1 + (SCENE_FRAMES - 101) // 25
         for status in sinks.statuses:  # the window ends at the status time
