@@ -23,31 +23,31 @@ def test_stream_benchmark_rows_goal_and_file(tmp_path, test_bundle):
     scene = write_scene(tmp_path / "scene.wav", [("dog", 1.0, 1.5)], 4.0)
     (tmp_path / "set.tsv").write_text("scene.wav\t1.0\t2.5\tdog\n")
     config = StreamBenchConfig(model=str(test_bundle), latency_recording=str(scene), placements=(("dog", 1.0, 1.5),),
-                               latency_set=str(tmp_path / "set.tsv"), hops_s=(0.25,), blocks_s=(0.5,), long_s=5.0,
+                               latency_set=str(tmp_path / "set.tsv"), hops_s=(0.25,), blocks_s=(0.25, 0.5), long_s=5.0,
                                paced_s=1.0, startup_s=0.5, results_dir=str(tmp_path / "results"))
     result = run_stream_benchmark(config)
 
-    fast, paced, view, latency, in_set, *in_blocks = result.rows
-    assert [(row["mode"], row["block_s"]) for row in result.rows] == [
-        ("fast", 0.25), ("paced", 0.25), ("view", 0.25), ("latency", 0.25), ("latency-set", 0.25),  # a hop per wake-up
-        ("paced", 0.5), ("view", 0.5), ("latency", 0.5), ("latency-set", 0.5)]
+    fast, paced, view, latency, in_set, *one_hop = result.rows
+    assert [(row["mode"], row["block_s"]) for row in result.rows] == [  # 0.5 s is the default: run once
+        ("fast", 0.5), ("paced", 0.5), ("view", 0.5), ("latency", 0.5), ("latency-set", 0.5),  # two hops per wake-up
+        ("paced", 0.25), ("view", 0.25), ("latency", 0.25), ("latency-set", 0.25)]
     assert all("error" not in row and row["hop_s"] == 0.25 for row in result.rows)
     assert fast["audio_s"] == pytest.approx(5.0, abs=0.01)
     assert paced["audio_s"] == pytest.approx(1.0, abs=0.01) and view["audio_s"] == pytest.approx(1.0, abs=0.01)
-    assert in_set["detected"] == in_blocks[3]["detected"] == "1/1" and in_set["recordings"] == 1
-    assert 0 < in_set["median_latency_s"] <= in_blocks[3]["median_latency_s"]  # a block ends with its last hop or later
-    in_blocks = in_blocks[:3]
-    for row in result.rows[:4] + in_blocks:  # the whole run, and the running share after the first half second of audio
+    assert in_set["detected"] == one_hop[3]["detected"] == "1/1" and in_set["recordings"] == 1
+    assert 0 < one_hop[3]["median_latency_s"] <= in_set["median_latency_s"]  # a block ends with its last hop or later
+    one_hop = one_hop[:3]
+    for row in result.rows[:4] + one_hop:  # the whole run, and the running share after the first half second of audio
         assert row["cpu_s"] > 0 and row["core_share_whole"] == pytest.approx(row["cpu_s"] / row["audio_s"])
         assert 0.5 <= row["startup_s"] < 0.5 + row["block_s"] and 0 < row["startup_cpu_s"] < row["cpu_s"]
         running = (row["cpu_s"] - row["startup_cpu_s"]) / (row["audio_s"] - row["startup_s"])
         assert row["core_share"] == pytest.approx(running)
     assert all(0 < row["rss_before_run_mib"] <= row["peak_rss_mib"] for row in result.rows)
-    assert latency["detected"] == in_blocks[2]["detected"] == "1/1" and latency["median_latency_s"] > 0
+    assert latency["detected"] == one_hop[2]["detected"] == "1/1" and latency["median_latency_s"] > 0
     goal, goal_in_blocks = result.goals
     assert goal.measured == view["core_share"] and goal.target == 0.01  # listen as a user sees it: with its view
-    assert "terminal view drawn, one hop per wake-up" in goal.goal
-    assert goal_in_blocks.measured == in_blocks[1]["core_share"] and "(--block 0.5)" in goal_in_blocks.goal
+    assert "terminal view drawn, 0.5 s per wake-up (as by default)" in goal.goal
+    assert goal_in_blocks.measured == one_hop[1]["core_share"] and "one hop per wake-up (--block 0.25)" in goal_in_blocks.goal
     assert read_results(result.path)["goals"] == [goal.to_dict(), goal_in_blocks.to_dict()]
 
 

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from edge_sed.cli import app
 from edge_sed.cli import stream as stream_cli
 from edge_sed.errors import ConfigError
+from edge_sed.sources import DEFAULT_WAKE_S, wake_block_s
 
 PLACEMENTS = [("siren", 1.5, 3.0), ("dog", 6.0, 1.5)]
 SCENE_S = 9.0
@@ -207,6 +208,20 @@ def test_listen_demo_in_one_second_blocks(test_bundle) -> None:
     result = _invoke("listen", "--demo", "--model", str(test_bundle), "--block", "1", "--duration", "2", "--sink", "jsonl")
     assert result.exit_code == 0, result.output
     assert "done: 2.0 s of audio; 5 windows" in result.stderr  # a window at 1 s, then every 0.25 s
+
+
+@pytest.mark.parametrize(("hop", "block"), [(0.25, 0.5), (0.1, 0.5), (0.3, 0.6), (0.5, 0.5), (1.0, 1.0)])
+def test_listen_wakes_at_most_twice_a_second_by_default(hop: float, block: float) -> None:
+    assert wake_block_s(hop) == pytest.approx(block)
+    assert wake_block_s(hop, hop) == hop  # --block HOP: one hop per wake-up
+
+
+@given(st.floats(0.01, 3.0))
+def test_the_default_block_is_the_fewest_whole_hops_lasting_half_a_second(hop: float) -> None:
+    block = wake_block_s(hop)
+    hops = block / hop
+    assert hops == pytest.approx(round(hops)) and round(hops) >= 1
+    assert block >= min(DEFAULT_WAKE_S, hop) - 1e-9 and (round(hops) == 1 or block - hop < DEFAULT_WAKE_S - 1e-9)
 
 
 def test_missing_default_model_and_demo(monkeypatch, scene) -> None:

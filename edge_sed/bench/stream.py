@@ -31,9 +31,9 @@ long recording made by concatenating ``shared/data`` clips:
   block (milliseconds, measured by the paced latency run), and over hundreds of
   events it says more than one recording's handful.
 
-Sources take one hop of audio per wake-up, as ``listen`` does; ``blocks_s``
-adds runs with longer blocks (``listen --block``) for the paced, view, latency
-and live modes.
+Sources take ``listen``'s default block of audio per wake-up (two hops at a
+250 ms hop); ``blocks_s`` adds runs with other blocks (``listen --block``: one
+hop, or longer ones) for the paced, view, latency and live modes.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def measure_run(model: str, recording: str, mode: str, hop_s: float, seconds: fl
 
     In :data:`MIC_MODE` *recording* names the input device (index or name, as ``listen --device``);
     in :data:`SET_MODE` it is a DCASE TSV of known events, its recordings beside it.
-    *block_s*: seconds of audio per wake-up (default: the hop, as ``listen``).
+    *block_s*: seconds of audio per wake-up (default: ``listen``'s, :func:`~edge_sed.sources.wake_block_s`).
     """
     from rich.console import Console
 
@@ -349,8 +349,8 @@ class StreamBenchConfig:
     ``edge-sed synth``), for the latency in audio time over many events (none: no such run).
     ``device``: an input device to also measure ``listen`` on, live (none: no such run).
     ``startup_s``: audio seconds at the start of each run not counted in the running share.
-    ``blocks_s``: longer blocks per wake-up to measure too (``listen --block``), at each hop
-    they are longer than.
+    ``blocks_s``: other blocks per wake-up to measure too (``listen --block``: the hop, for one
+    hop per wake-up, or longer ones), at each hop they are not shorter than.
     """
 
     model: str = ""
@@ -403,14 +403,14 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
     tick = progress or (lambda done, total, what: None)
     modes = (*MODES, *([MIC_MODE] if config.device else []), *([SET_MODE] if config.latency_set else []))
     plan = [(mode, hop, None) for hop in config.hops_s for mode in modes]
-    plan += [(mode, hop, block) for hop in config.hops_s for block in _longer_blocks(config.blocks_s, hop)
+    plan += [(mode, hop, block) for hop in config.hops_s for block in _other_blocks(config.blocks_s, hop)
              for mode in modes if mode in BLOCK_MODES]
     runs = []
     with tempfile.TemporaryDirectory(prefix="edge-sed-bench-") as tmp:
         tick(0, len(plan), f"writing a {config.long_s:g} s recording")
         long = long_recording(Path(tmp) / "long.wav", config.long_s, rate)
         for index, (mode, hop, block) in enumerate(plan):
-            tick(index, len(plan), f"{mode} run, hop {hop * 1000:.0f} ms, block {(block or hop) * 1000:.0f} ms")
+            tick(index, len(plan), f"{mode} run, hop {hop * 1000:.0f} ms, block {wake_block_s(hop, block) * 1000:.0f} ms")
             if mode == "latency":
                 runs.append(_run_child(Path(model), Path(recording), mode, hop, block, None, config.startup_s, placements))
             elif mode == MIC_MODE:
@@ -421,7 +421,8 @@ def run_stream_benchmark(config: StreamBenchConfig, *, progress: ProgressCallbac
                 seconds = None if mode == "fast" else config.paced_s
                 runs.append(_run_child(Path(model), long, mode, hop, block, seconds, config.startup_s))
     tick(len(plan), len(plan), "done")
-    goals = [_listen_goal(runs, config, block) for block in (GOAL_HOP_S, *_longer_blocks(config.blocks_s, GOAL_HOP_S))]
+    goals = [_listen_goal(runs, config, block)
+             for block in (wake_block_s(GOAL_HOP_S), *_other_blocks(config.blocks_s, GOAL_HOP_S))]
     settings = {**dataclasses.asdict(config), "model": model, "latency_recording": recording,
                 "placements": [list(p) for p in placements], "modes": list(modes)}
     path = write_results("stream", runs, settings=settings, goals=goals, results_dir=config.results_dir)
@@ -449,18 +450,22 @@ def _check_latency_set(annotations: Path) -> None:
                           "keep the recordings in the TSV's folder (as edge-sed synth writes them)")
 
 
-def _longer_blocks(blocks_s: Sequence[float], hop_s: float) -> list[float]:
-    """The distinct *blocks_s* longer than *hop_s*: a block of one hop is the default run."""
-    return [block for block in dict.fromkeys(blocks_s) if block > hop_s + 1e-9]
+def _other_blocks(blocks_s: Sequence[float], hop_s: float) -> list[float]:
+    """The distinct *blocks_s* a run at *hop_s* can take (at least the hop), but for its default
+    block: that is the default run."""
+    default = wake_block_s(hop_s)
+    return [block for block in dict.fromkeys(blocks_s) if block >= hop_s - 1e-9 and not math.isclose(block, default)]
 
 
 def _listen_goal(runs: Sequence[dict[str, Any]], config: StreamBenchConfig, block_s: float) -> Goal:
     """The 1 % goal at a 250 ms hop, judged on the live run (else the view run) with *block_s* blocks."""
     mode = MIC_MODE if config.device else "view"
-    live = next((r for r in runs if r["mode"] == mode and r["hop_s"] == GOAL_HOP_S and r["block_s"] == block_s
+    live = next((r for r in runs if r["mode"] == mode and r["hop_s"] == GOAL_HOP_S and math.isclose(r["block_s"], block_s)
                  and "error" not in r), None)
     how = f"live from input device {config.device}" if config.device else "paced like a microphone"
-    blocks = "one hop per wake-up, as by default" if block_s == GOAL_HOP_S else f"{block_s:g} s per wake-up (--block {block_s:g})"
+    per_wake = "one hop" if math.isclose(block_s, GOAL_HOP_S) else f"{block_s:g} s"
+    how_set = "as by default" if math.isclose(block_s, wake_block_s(GOAL_HOP_S)) else f"--block {block_s:g}"
+    blocks = f"{per_wake} per wake-up ({how_set})"
     return Goal(f"listen: share of one core at a 250 ms hop after start-up ({how}, terminal view drawn, {blocks})",
                 LISTEN_CORE_SHARE_GOAL, live["core_share"] if live else None, higher_is_better=False)
 

@@ -116,7 +116,7 @@ def stream(
     paced_s: Annotated[float, typer.Option("--paced-s", help="Seconds of audio for the real-time paced runs.")] = 30.0,
     device: Annotated[str, typer.Option("--device", help="Also run listen live on this input device (index or name) for --paced-s; play sound into it. The goal is then judged on it.")] = "",
     startup_s: Annotated[float, typer.Option("--startup-s", help="Seconds of audio at the start of each run counted as start-up, not running cost.")] = STARTUP_S,
-    block: Annotated[Optional[list[float]], typer.Option("--block", help="Also measure the paced, view, latency and live runs with this many seconds of audio per wake-up (listen --block; repeatable).")] = None,
+    block: Annotated[Optional[list[float]], typer.Option("--block", help="Also measure the paced, view, latency and live runs with this many seconds of audio per wake-up (listen --block; the hop for one hop per wake-up; repeatable).")] = None,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
 ) -> None:
     from edge_sed.bench.stream import STREAM_COLUMNS, StreamBenchConfig, run_stream_benchmark

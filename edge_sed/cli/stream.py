@@ -21,7 +21,7 @@ from edge_sed.config import ClassRule, TrackerConfig, load_toml, resolve, table
 from edge_sed.errors import AllSinksFailed, AudioInputError, ConfigError, ModelError, SinkError
 from edge_sed.pipeline import PipelineConfig, RunSummary, run
 from edge_sed.sources import (
-    MAX_BLOCK_S, FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices, wake_block_s,
+    DEFAULT_WAKE_S, MAX_BLOCK_S, FileSource, MicSource, Source, StdinSource, input_settings, list_input_devices, wake_block_s,
 )
 
 __all__ = ["listen", "detect", "devices", "parse_threshold", "pipeline_config", "default_model_path"]
@@ -47,8 +47,9 @@ DeviceRateOpt = Annotated[Optional[int], typer.Option(
     "--device-rate", help="Open the input at this rate (default: the model's where the device takes it, else its own).")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds of audio.")]
 BlockOpt = Annotated[Optional[float], typer.Option("--block", help=(
-    f"Seconds of audio taken per wake-up from the microphone or --demo, from the hop up to {MAX_BLOCK_S:g} (default: the hop). Larger blocks "
-    "cost less CPU and power and report events up to block - hop later; event times are unchanged."))]
+    f"Seconds of audio taken per wake-up from the microphone or --demo, from the hop up to {MAX_BLOCK_S:g} (default: the fewest "
+    f"hops lasting {DEFAULT_WAKE_S:g} s, two at a 250 ms hop). Larger blocks cost less CPU and power and report events up to "
+    "block - hop later; event times are unchanged."))]
 
 
 def _asset(name: str) -> Path:
