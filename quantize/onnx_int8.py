@@ -1,7 +1,12 @@
 """ONNX fp32 bundle -> static int8 QDQ bundle with ONNX Runtime's quantizer.
 
-Weights are int8 per output channel, activations uint8 per tensor (U8S8), calibrated
-(min/max) on windows of real audio. The output sigmoid stays in float (int8
+Weights are int8 per output channel on a 7-bit grid (-64..64), activations uint8
+per tensor (U8S8), calibrated (min/max) on windows of real audio. The 7-bit
+weights keep the int8 kernels exact on every CPU: on x86 without VNNI (AVX2 only:
+AMD Zen 3, Intel before Cascade Lake and Ice Lake) ONNX Runtime's U8S8 kernels
+add pairs of uint8 x int8 products in int16 (``VPMADDUBSW``), which saturates
+with 8-bit weights (2 * 255 * 127 > 32767) but not with 7-bit ones
+(2 * 255 * 64 <= 32767). The output sigmoid stays in float (int8
 would round scores to steps of 1/256, coarser than the thresholds tuned on
 them); so do the front-end nodes (STFT, mel, log) of a waveform-input graph
 and the modules named in ``keep_float``. The bundle is carried over with
@@ -24,9 +29,12 @@ from edge_sed.errors import ConfigError, ModelError
 from quantize.clips import ACTIVATION_RANGES
 from quantize.export import FRONTEND_SCOPE, write_onnx_bundle
 
-__all__ = ["fp32_bundle", "module_scope", "quantize_onnx"]
+__all__ = ["WEIGHT_GRID", "fp32_bundle", "module_scope", "quantize_onnx"]
 
 log = logging.getLogger(__name__)
+
+#: How the weights are quantized, as the bundle's provenance records it.
+WEIGHT_GRID = "int8 per output channel, 7-bit range -64..64 (reduce_range)"
 
 
 class _WindowReader:
@@ -98,11 +106,13 @@ def quantize_onnx(model: str | Path, output: str | Path, windows: np.ndarray, *,
             per_channel=True,
             activation_type=QuantType.QUInt8,  # U8S8: ONNX Runtime's fast int8 kernels on x86 and ARM
             weight_type=QuantType.QInt8,
+            reduce_range=True,  # 7-bit weights: no int16 saturation on x86 without VNNI (module docstring)
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=frontend_nodes + score_nodes + float_nodes,
         )
     how = {
         "method": "post-training calibration",
+        "weights": WEIGHT_GRID,
         "calibration_windows": len(windows),
         "activation_ranges": ACTIVATION_RANGES,
         "float_modules": list(keep_float),
