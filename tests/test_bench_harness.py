@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from edge_sed.bench.latency import parse_threads
-from edge_sed.bench.machine import available_cores
+from edge_sed.bench.machine import INT8_FLAGS, available_cores, int8_flags
 from edge_sed.bench.results import (
     RESULTS_SCHEMA,
     Column,
@@ -46,6 +46,16 @@ def test_results_file_has_schema_machine_info_rows_and_goals(tmp_path):
     assert machine["available_cores"] == available_cores() >= 1
     assert machine["libraries"]["numpy"] == np.__version__
     assert machine["python"].count(".") == 2
+    assert machine["cpu_int8_flags"] is None or set(machine["cpu_int8_flags"]) <= set(INT8_FLAGS)
+
+
+def test_int8_flags_come_from_the_cpuinfo_flags_line_on_x86_and_arm():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma avx512bw avx512_vnni sha_ni\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 asimddp\nCPU implementer\t: 0x41\n"
+    assert int8_flags(x86) == ["avx2", "avx512bw", "avx512_vnni"]
+    assert int8_flags(arm) == ["asimddp"]
+    assert int8_flags("processor\t: 0\nflags\t\t: fpu sse2\n") == []
+    assert int8_flags("") is None
 
 
 def test_read_results_refuses_a_file_without_the_schema(tmp_path):

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine_info", "available_cores", "BENCH_LIBRARIES"]
+__all__ = ["machine_info", "available_cores", "int8_flags", "BENCH_LIBRARIES", "INT8_FLAGS"]
 
 #: Distributions whose versions every result file records (absent ones are recorded as null).
 BENCH_LIBRARIES = (
@@ -22,6 +22,10 @@ BENCH_LIBRARIES = (
     "torch",
     "matplotlib",
 )
+
+#: CPU flags (as /proc/cpuinfo names them on x86 and ARM) that decide how int8 kernels add their
+#: products: in 32 bits with VNNI, AMX or ARM's dot product; in 16-bit pairs with AVX2 alone.
+INT8_FLAGS = ("avx2", "avx512bw", "avx_vnni", "avx512_vnni", "amx_int8", "asimddp", "i8mm")
 
 _CPUINFO = Path("/proc/cpuinfo")
 _MEMINFO = Path("/proc/meminfo")
@@ -41,6 +45,16 @@ def _cpu_model() -> str:
             if line.lower().startswith(("model name", "hardware", "cpu model")):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def int8_flags(cpuinfo: str) -> list[str] | None:
+    """The :data:`INT8_FLAGS` in the text of ``/proc/cpuinfo`` (None where it lists no flags)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):  # x86, ARM
+            present = set(value.split())
+            return [flag for flag in INT8_FLAGS if flag in present]
+    return None
 
 
 def _physical_cores() -> int | None:
@@ -78,7 +92,7 @@ def machine_info() -> dict[str, Any]:
     Returns
     -------
     dict with ``cpu_model``, ``logical_cores``, ``physical_cores``,
-    ``available_cores``, ``memory_total_mib``, ``load_average`` (1, 5, 15 min,
+    ``available_cores``, ``cpu_int8_flags`` (:func:`int8_flags`), ``memory_total_mib``, ``load_average`` (1, 5, 15 min,
     at the time of the call: other work on the machine shows here),
     ``platform``, ``python``, ``edge_sed`` (this package's version) and
     ``libraries`` (distribution -> version or None).
@@ -90,6 +104,7 @@ def machine_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "physical_cores": _physical_cores(),
         "available_cores": available_cores(),
+        "cpu_int8_flags": int8_flags(_CPUINFO.read_text(errors="replace")) if _CPUINFO.is_file() else None,
         "memory_total_mib": _memory_total_mib(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
