@@ -92,8 +92,9 @@ def machine_info() -> dict[str, Any]:
     Returns
     -------
     dict with ``cpu_model``, ``logical_cores``, ``physical_cores``,
-    ``available_cores``, ``cpu_int8_flags`` (:func:`int8_flags`), ``memory_total_mib``, ``load_average`` (1, 5, 15 min,
-    at the time of the call: other work on the machine shows here),
+    ``available_cores``, ``cpu_int8_flags`` (:func:`int8_flags`),
+    ``memory_total_mib``, ``load_average`` (1, 5, 15 min, at the time of the
+    call: other work on the machine shows here),
     ``platform``, ``python``, ``edge_sed`` (this package's version) and
     ``libraries`` (distribution -> version or None).
     """
