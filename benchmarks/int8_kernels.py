@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/ (its quantize.py)
 
+from edge_sed.backends import OnnxBackend  # noqa: E402
 from edge_sed.bench.machine import machine_info  # noqa: E402
 from edge_sed.bench.results import Column, format_table, write_results  # noqa: E402
 from edge_sed.bundle import read_bundle  # noqa: E402
@@ -49,19 +50,9 @@ COLUMNS = (
 
 
 def clip_scores(model: Path, windows: list[np.ndarray], *, exact: bool) -> np.ndarray:
-    """Mean window scores per clip, shape (clips, classes), from one ONNX Runtime session."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    if exact:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    batch = session.get_inputs()[0].shape[0]
-    if batch == 1:  # a graph exported for one window at a time
-        return np.stack([np.concatenate([session.run(None, {name: w[None]})[0] for w in clip]).mean(axis=0) for clip in windows])
-    return np.stack([session.run(None, {name: clip})[0].mean(axis=0) for clip in windows])
+    """Mean window scores per clip, shape (clips, classes), one thread."""
+    backend = OnnxBackend(model, threads=1, exact=exact)
+    return np.stack([backend.score(clip).mean(axis=0) for clip in windows])
 
 
 def measure(model: Path, clips_csv: Path, fold: int) -> dict[str, object]:

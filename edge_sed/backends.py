@@ -59,11 +59,12 @@ class _StatelessBackend(ABC):
 
 
 class OnnxBackend(_StatelessBackend):
-    """ONNX Runtime on the CPU (fp32 or int8 QDQ models)."""
+    """ONNX Runtime on the CPU (fp32 or int8 QDQ models); *exact*: graph optimizations off
+    (:func:`~edge_sed.bundle.open_onnx_session`)."""
 
-    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 1, exact: bool = False) -> None:
         self.path = Path(path)
-        self.session = open_onnx_session(self.path, threads)
+        self.session = open_onnx_session(self.path, threads, exact=exact)
         self.bundle = bundle_from_onnx_session(self.session, str(self.path))
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         names = [out.name for out in outputs]

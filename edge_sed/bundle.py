@@ -173,14 +173,21 @@ def bundle_from_onnx_session(session: Any, source: str) -> ModelBundle:
     return ModelBundle.from_json(text, source=source)
 
 
-def open_onnx_session(path: str | Path, threads: int = 1) -> Any:
-    """An ``onnxruntime.InferenceSession`` on the CPU with *threads* intra-op threads."""
+def open_onnx_session(path: str | Path, threads: int = 1, *, exact: bool = False) -> Any:
+    """An ``onnxruntime.InferenceSession`` on the CPU with *threads* intra-op threads.
+
+    *exact* turns graph optimizations off, so the graph runs as written: an int8
+    QDQ graph then computes in float between its QuantizeLinear and
+    DequantizeLinear nodes, the reference its fused int8 kernels are checked against.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if exact:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from edge_sed.backends import load_backend
+from edge_sed.backends import OnnxBackend, load_backend
 from edge_sed.bundle import read_bundle
 from edge_sed.cli import app
 from edge_sed.config import FrontendConfig, StreamConfig
@@ -148,17 +148,10 @@ def test_int8_kernels_on_this_cpu_match_the_graphs_exact_arithmetic(models: dict
     """ONNX Runtime's fused int8 kernels against its unfused QDQ reference (float ops between
     QuantizeLinear/DequantizeLinear): equal up to rounding on any CPU. With 8-bit weights an
     AVX2 CPU without VNNI saturated: mean difference 0.13, one clip's mean score off by 0.76."""
-    import onnxruntime as ort
-
     bundle = read_bundle(models["int8"])
     clips = [clip_windows(clip, bundle) for clip in list_clips(DATA)]
-    scores = []
-    for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
-        options = ort.SessionOptions()
-        options.graph_optimization_level = level
-        session = ort.InferenceSession(str(models["int8"]), options, providers=["CPUExecutionProvider"])
-        scores.append([session.run(None, {bundle.input: windows})[0] for windows in clips])
-    fused, reference = scores
+    kernels, exact = OnnxBackend(models["int8"]), OnnxBackend(models["int8"], exact=True)
+    fused, reference = [kernels.score(windows) for windows in clips], [exact.score(windows) for windows in clips]
     differences = [np.abs(f - r) for f, r in zip(fused, reference)]
     assert np.mean(np.concatenate(differences)) < 0.02  # rounding alone: 0.002 here
     assert max(np.abs(f.mean(axis=0) - r.mean(axis=0)).max() for f, r in zip(fused, reference)) < 0.05  # 0.019
