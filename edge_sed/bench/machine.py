@@ -39,11 +39,10 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_model() -> str:
-    if _CPUINFO.is_file():
-        for line in _CPUINFO.read_text(errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
+def _cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -57,11 +56,9 @@ def int8_flags(cpuinfo: str) -> list[str] | None:
     return None
 
 
-def _physical_cores() -> int | None:
-    if not _CPUINFO.is_file():
-        return None
+def _physical_cores(cpuinfo: str) -> int | None:
     cores, physical_id = set(), "0"
-    for line in _CPUINFO.read_text(errors="replace").splitlines():
+    for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
         if key == "physical id":
@@ -100,12 +97,13 @@ def machine_info() -> dict[str, Any]:
     """
     from edge_sed import __version__
 
+    cpuinfo = _CPUINFO.read_text(errors="replace") if _CPUINFO.is_file() else ""  # Linux; elsewhere none
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": _cpu_model(cpuinfo),
         "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
+        "physical_cores": _physical_cores(cpuinfo),
         "available_cores": available_cores(),
-        "cpu_int8_flags": int8_flags(_CPUINFO.read_text(errors="replace")) if _CPUINFO.is_file() else None,
+        "cpu_int8_flags": int8_flags(cpuinfo),
         "memory_total_mib": _memory_total_mib(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
