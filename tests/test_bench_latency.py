@@ -76,6 +76,29 @@ def test_plan_has_one_torch_baseline_per_layout_and_front_end_and_speedups_withi
     assert "(mobilenet_v2_strided, onnx-int8)" in goal.goal
 
 
+def test_speedup_over_the_teacher_compares_only_rows_timing_the_same_windows():
+    models = [
+        ModelUnderTest("cnn14", "cnn14", {}),
+        ModelUnderTest("mobilenet_v2_strided", "mobilenet_v2", {"onnx-int8": "s.onnx"}, strided=True),
+        ModelUnderTest("default", "mobilenet_v2", {"onnx-int8": "d.onnx"}, strided=True, window_s=2.0,
+                       frontend=dataclasses.asdict(PANNS_16K), num_classes=52),
+    ]
+    rows = [
+        {"model": model, "backend": backend, "threads": threads, "window_s": window_s, "sample_rate": rate, "median_ms": median}
+        for model, backend, threads, window_s, rate, median in [
+            ("cnn14", "torch-fp32", 1, 1.0, 32000, 150.0), ("cnn14", "torch-fp32", 2, 1.0, 32000, 80.0),
+            ("mobilenet_v2", "torch-fp32", 1, 1.0, 32000, 12.0),
+            ("mobilenet_v2_strided", "onnx-int8", 1, 1.0, 32000, 1.5), ("mobilenet_v2_strided", "onnx-int8", 2, 1.0, 32000, 2.0),
+            ("default", "onnx-int8", 1, 2.0, 16000, 1.2),
+        ]
+    ]
+    rows = add_speedups(rows, models)
+    assert [row["speedup_vs_teacher_torch"] for row in rows] == [1.0, 1.0, 12.5, 100.0, 40.0, None]
+    assert [row["speedup_vs_panns_torch"] for row in rows] == [1.0, 1.0, 1.0, 8.0, None, None]
+    goal = student_goal(rows, models)  # judged on the model's own architecture, never on the teacher
+    assert goal.measured == 8.0 and goal.met is False
+
+
 def test_case_refuses_unknown_backend_and_missing_file():
     with pytest.raises(ConfigError, match="unknown backend 'onnx-fp16'; known: torch-fp32, onnx-fp32, onnx-int8, tflite-int8"):
         LatencyCase("m", "onnx-fp16", 1, "a.flac", model_file="m.onnx")

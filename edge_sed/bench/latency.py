@@ -44,6 +44,7 @@ __all__ = [
     "BACKENDS",
     "TORCH_BACKEND",
     "STUDENT_SPEEDUP_GOAL",
+    "TEACHER",
     "LATENCY_COLUMNS",
     "LatencyCase",
     "ModelUnderTest",
@@ -63,8 +64,10 @@ log = logging.getLogger(__name__)
 TORCH_BACKEND = "torch-fp32"
 #: A backend is a precision run by its runtime: torch-fp32, onnx-fp32, onnx-int8, tflite-int8.
 BACKENDS = PRECISIONS
+#: The PANNs teacher the students are distilled from: the model a student replaces.
+TEACHER = "cnn14"
 #: Zoo models ``bench latency`` times by default: the teacher and the two strided students.
-DEFAULT_LATENCY_MODELS = ("cnn14", "mobilenet_v1_strided", "mobilenet_v2_strided")
+DEFAULT_LATENCY_MODELS = (TEACHER, "mobilenet_v1_strided", "mobilenet_v2_strided")
 #: The issue's goal: the int8 strided student's speed-up over PANNs' torch fp32 forward (1 thread).
 STUDENT_SPEEDUP_GOAL = 25.0
 #: ... per window of this length.
@@ -85,6 +88,7 @@ LATENCY_COLUMNS = (
     Column("real_time_factor", "RTF", "{:.4f}"),
     Column("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
     Column("speedup_vs_panns_torch", "x PANNs torch", "{:.1f}"),
+    Column("speedup_vs_teacher_torch", "x CNN14 torch", "{:.0f}"),
 )
 
 
@@ -287,15 +291,29 @@ def plan_cases(
 
 
 def add_speedups(rows: Sequence[dict[str, Any]], models: Sequence[ModelUnderTest]) -> list[dict[str, Any]]:
-    """``speedup_vs_panns_torch``: the median of the model's PANNs-layout torch fp32
-    row (same front end, window and threads) over the row's median, rows of this run only."""
+    """Two speed-ups over torch fp32 rows of this run only, each that row's median over this row's:
+
+    ``speedup_vs_panns_torch``
+        over the model's own PANNs-layout torch row (same front end, window and threads);
+    ``speedup_vs_teacher_torch``
+        over :data:`TEACHER`'s torch row of the same threads, window and sample rate (None
+        where the run has none): what moving from the teacher to this row buys.
+    """
     baseline_of_label = {model.label: model.baseline for model in models}
     torch_rows = {(row["model"], row["threads"]): row for row in rows if row["backend"] == TORCH_BACKEND}
+    teacher_rows = {_input_key(row): row for row in rows if row["backend"] == TORCH_BACKEND and row["model"] == TEACHER}
 
     def baseline(row: dict[str, Any]) -> dict[str, Any] | None:
         return torch_rows.get((baseline_of_label.get(row["model"], row["model"]), row["threads"]))
 
-    return add_ratios(rows, value="median_ms", ratio="speedup_vs_panns_torch", baseline_of=baseline)
+    rows = add_ratios(rows, value="median_ms", ratio="speedup_vs_panns_torch", baseline_of=baseline)
+    return add_ratios(rows, value="median_ms", ratio="speedup_vs_teacher_torch",
+                      baseline_of=lambda row: teacher_rows.get(_input_key(row)))
+
+
+def _input_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Rows with equal keys time the same work: the same threads on the same windows."""
+    return row["threads"], row.get("window_s"), row.get("sample_rate")
 
 
 def student_goal(rows: Sequence[dict[str, Any]], models: Sequence[ModelUnderTest]) -> Goal:
