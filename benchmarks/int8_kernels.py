@@ -29,10 +29,8 @@ from edge_sed.bench.machine import machine_info  # noqa: E402
 from edge_sed.bench.results import Column, format_table, write_results  # noqa: E402
 from edge_sed.bundle import read_bundle  # noqa: E402
 from edge_sed.errors import ConfigError, EdgeSedError  # noqa: E402
-from edge_sed.frontend import LogMel  # noqa: E402
-from edge_sed.train.metrics import average_precision  # noqa: E402
-from quantize.clips import clip_windows, list_clips  # noqa: E402
-from quantize.report import ESC50_HELD_OUT_FOLD, ESC50_METADATA  # noqa: E402
+from quantize.clips import list_clips  # noqa: E402
+from quantize.report import ESC50_HELD_OUT_FOLD, ESC50_METADATA, accuracy_and_map, score_clips  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "edge_sed" / "assets" / "default.onnx"
@@ -49,38 +47,25 @@ COLUMNS = (
 )
 
 
-def clip_scores(model: Path, windows: list[np.ndarray], *, exact: bool) -> np.ndarray:
-    """Mean window scores per clip, shape (clips, classes), one thread."""
-    backend = OnnxBackend(model, threads=1, exact=exact)
-    return np.stack([backend.score(clip).mean(axis=0) for clip in windows])
-
-
 def measure(model: Path, clips_csv: Path, fold: int) -> dict[str, object]:
     """One table row: accuracy and mAP with the kernels and exactly, and how far the clip scores differ."""
     bundle = read_bundle(model)
     if bundle.precision != "int8":
         raise ConfigError(f"{str(model)!r} is {bundle.precision}; give an int8 model from 'edge-sed quantize'")
-    labels = list(bundle.labels)
-    clips = [clip for clip in list_clips(clips_csv, fold=fold) if clip.labels and clip.labels[0] in labels]
-    if not clips:
+    backends = [OnnxBackend(model, threads=1, exact=flag) for flag in (False, True)]
+    scored = score_clips(backends, list_clips(clips_csv, fold=fold))
+    if scored.target is None:
         raise ConfigError(f"fold {fold} of {str(clips_csv)!r} has no clips of {model.name}'s classes")
-    logmel = LogMel(bundle.frontend)
-    windows = [clip_windows(clip, bundle, logmel) for clip in clips]
-    target = np.array([labels.index(clip.labels[0]) for clip in clips])
-    kernels, exact = (clip_scores(model, windows, exact=flag) for flag in (False, True))
-    present = np.unique(target)
-
-    def mean_ap(scores: np.ndarray) -> float:
-        return float(np.mean([average_precision(target == k, scores[:, k]) for k in present]))
-
+    kernels, exact = scored.scores
+    (accuracy_kernels, map_kernels), (accuracy_exact, map_exact) = (accuracy_and_map(scores, scored.target) for scores in (kernels, exact))
     differences = np.abs(kernels - exact)
     return {
         "model": model.name,
-        "clips": len(clips),
-        "accuracy_kernels": float(np.mean(kernels.argmax(axis=1) == target)),
-        "accuracy_exact": float(np.mean(exact.argmax(axis=1) == target)),
-        "map_kernels": mean_ap(kernels),
-        "map_exact": mean_ap(exact),
+        "clips": len(scored.clips),
+        "accuracy_kernels": accuracy_kernels,
+        "accuracy_exact": accuracy_exact,
+        "map_kernels": map_kernels,
+        "map_exact": map_exact,
         "top1_agreement": float(np.mean(kernels.argmax(axis=1) == exact.argmax(axis=1))),
         "mean_abs_diff": float(differences.mean()),
         "max_abs_diff": float(differences.max()),

@@ -34,7 +34,10 @@ __all__ = [
     "Agreement",
     "DECIDED_MARGIN",
     "QuantizeReport",
+    "ScoredClips",
     "default_labelled_clips",
+    "score_clips",
+    "accuracy_and_map",
     "compare_models",
     "format_report",
 ]
@@ -139,7 +142,7 @@ def _latency_ms(backends: Sequence[Backend], window: np.ndarray, runs: int) -> l
     return [(float(median), float(least)) for median, least in zip(np.median(times, axis=0) * 1e3, times.min(axis=0) * 1e3)]
 
 
-def _accuracy(scores: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+def accuracy_and_map(scores: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Top-1 accuracy and macro mAP over the classes that occur in *target* (from :func:`_targets`).
 
     With several labels a clip counts as right when its top-1 class is one of them, and mAP
@@ -214,6 +217,27 @@ def _relative_drop(reference: float | None, candidate: float | None) -> float | 
     return (reference - candidate) / reference
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredClips:
+    """Clip scores of several models on the same clips (see :func:`score_clips`)."""
+
+    clips: list[Clip]
+    scores: list[np.ndarray]  # per model, shape (clips, classes)
+    target: np.ndarray | None  # multi-hot, shape (clips, classes); None when the clips are unlabelled
+    n_windows: int
+    note: str
+
+
+def score_clips(backends: Sequence[Backend], clips: Sequence[Clip], *, note: str = "") -> ScoredClips:
+    """Score *clips* with each backend (models of one set of labels): a clip's scores are the mean
+    of its window scores. Labelled clips are kept to the models' classes (:func:`_model_clips`)."""
+    labels = backends[0].bundle.labels
+    kept, labelled, note = _model_clips(clips, labels, note)
+    scores, n_windows = _clip_scores(backends, kept)
+    target = _targets(scores[0].shape, labels, [clip.labels for clip in kept]) if labelled else None
+    return ScoredClips(kept, scores, target, n_windows, note)
+
+
 @read_warning_summary("clips")
 def compare_models(
     models: Sequence[str | Path],
@@ -228,23 +252,21 @@ def compare_models(
     Parameters
     ----------
     models : ``.onnx`` / ``.tflite`` bundles of the same model, same labels
-    clips : real clips; with labels, accuracy and mAP are measured too (see :func:`_accuracy`
+    clips : real clips; with labels, accuracy and mAP are measured too (see :func:`accuracy_and_map`
         for clips with several labels)
     latency_runs : single-window runs per model for the median latency
     """
     backends = [load_backend(path, threads=1) for path in models]
-    labels = backends[0].bundle.labels
     for path, backend in zip(models, backends):
-        if backend.bundle.labels != labels:
+        if backend.bundle.labels != backends[0].bundle.labels:
             raise ModelError(f"{str(path)!r} has other labels than {str(models[0])!r}; compare exports of one model")
-    clips, labelled, note = _model_clips(clips, labels, note)
-    scores, n_windows = _clip_scores(backends, clips)
-    window = clip_windows(clips[0], backends[0].bundle)[0]
+    scored = score_clips(backends, clips, note=note)
+    scores, target = scored.scores, scored.target
+    window = clip_windows(scored.clips[0], backends[0].bundle)[0]
     latencies = _latency_ms(backends, window, latency_runs)
-    target = _targets(scores[0].shape, labels, [clip.labels for clip in clips]) if labelled else None
     rows = []
     for path, backend, model_scores, latency in zip(models, backends, scores, latencies):
-        accuracy, mean_ap = _accuracy(model_scores, target) if target is not None else (None, None)
+        accuracy, mean_ap = accuracy_and_map(model_scores, target) if target is not None else (None, None)
         rows.append(
             ModelRow(
                 path=str(path),
@@ -265,10 +287,10 @@ def compare_models(
     )
     return QuantizeReport(
         clips=clips_description,
-        n_clips=len(clips),
-        n_windows=n_windows,
-        labelled=labelled,
-        note=note,
+        n_clips=len(scored.clips),
+        n_windows=scored.n_windows,
+        labelled=target is not None,
+        note=scored.note,
         models=tuple(rows),
         agreements=agreements,
         latency_runs=latency_runs,

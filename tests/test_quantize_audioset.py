@@ -90,14 +90,14 @@ def test_unknown_mid_and_no_audio_are_one_line_errors(tmp_path):
 def test_multi_label_map_and_accuracy_match_scikit_learn():
     from sklearn.metrics import average_precision_score
 
-    from quantize.report import _accuracy, _targets
+    from quantize.report import _targets, accuracy_and_map
 
     labels = ("a", "b", "c", "d")
     truth = [("a", "b"), ("b",), ("a", "c"), ("b", "c"), ("a",)]  # "d" never occurs
     scores = np.array([[0.9, 0.2, 0.1, 0.8], [0.3, 0.7, 0.6, 0.1], [0.2, 0.4, 0.5, 0.3], [0.6, 0.1, 0.3, 0.2], [0.4, 0.3, 0.7, 0.1]])
     target = np.array([[label in clip for label in labels] for clip in truth])
     assert np.array_equal(_targets(scores.shape, labels, truth), target)
-    accuracy, mean_ap = _accuracy(scores, target)
+    accuracy, mean_ap = accuracy_and_map(scores, target)
     # top-1: a (in a,b) yes; b yes; c (in a,c) yes; a (in b,c) no; c (in a) no
     assert accuracy == pytest.approx(3 / 5)
     assert mean_ap == pytest.approx(np.mean([average_precision_score(target[:, k], scores[:, k]) for k in range(3)]))
