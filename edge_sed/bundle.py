@@ -154,15 +154,18 @@ def read_bundle(path: str | Path) -> ModelBundle:
     require_file(path, "model file", ModelError)
     if path.suffix == ".onnx":
         return bundle_from_onnx_session(open_onnx_session(path), str(path))
-    else:
-        sidecar = sidecar_path(path)
-        if not sidecar.is_file():
-            raise ModelError(
-                f"{str(path)!r} has no edge-sed metadata (expected {sidecar.name!r} beside it); "
-                "make it with 'edge-sed quantize ... --tflite'"
-            )
-        text = sidecar.read_text(encoding="utf-8")
-    return ModelBundle.from_json(text, source=str(path))
+    if path.suffix != ".tflite":
+        raise ModelError(
+            f"{str(path)!r} is not a model bundle (suffix {path.suffix!r}); give an .onnx file, "
+            "or a .tflite with its .tflite.json beside it, as 'edge-sed export' and 'edge-sed quantize' write them"
+        )
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        raise ModelError(
+            f"{str(path)!r} has no edge-sed metadata (expected {sidecar.name!r} beside it); "
+            "make it with 'edge-sed quantize ... --tflite'"
+        )
+    return ModelBundle.from_json(sidecar.read_text(encoding="utf-8"), source=str(path))
 
 
 def bundle_from_onnx_session(session: Any, source: str) -> ModelBundle:

@@ -78,3 +78,14 @@ def test_read_bundle_refuses_onnx_without_metadata(tmp_path) -> None:
         read_bundle(path)
     with pytest.raises(ModelError, match="does not exist"):
         read_bundle(tmp_path / "missing.onnx")
+
+
+def test_read_bundle_names_a_file_that_is_no_bundle(tmp_path) -> None:
+    """Any suffix but .onnx and .tflite is named, not taken for a TFLite file lacking its sidecar."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    with pytest.raises(ModelError, match=r"'.*notes.txt' is not a model bundle \(suffix '.txt'\); give an .onnx file"):
+        read_bundle(text)
+    (tmp_path / "model.tflite").write_bytes(b"\0" * 16)
+    with pytest.raises(ModelError, match=r"expected 'model.tflite.json' beside it"):
+        read_bundle(tmp_path / "model.tflite")
