@@ -28,7 +28,7 @@ def test_registry_names() -> None:
     assert model_names() == [
         "cnn14", "cnn14_16k", "cnn14_decision_level_max", "cnn10", "cnn6", "mobilenet_v1", "mobilenet_v2",
         "mobilenet_v1_framewise", "mobilenet_v2_framewise", "mobilenet_v1_strided", "mobilenet_v2_strided",
-        "mobilenet_v1_framewise_strided", "mobilenet_v2_framewise_strided",
+        "mobilenet_v1_framewise_strided", "mobilenet_v2_framewise_strided", "mobilenet_v2_x0_5_strided",
     ]
 
 
@@ -58,6 +58,24 @@ def test_variants_share_the_panns_keys() -> None:
     assert changed == {"features.0.0.weight", "features.2.conv.3.weight", "features.4.conv.3.weight",
                        "features.7.conv.3.weight", "features.11.conv.3.weight"}
     assert strided["features.2.conv.3.weight"].shape == (96, 1, 4, 4)
+
+
+def test_half_width_mobilenet_v2_has_sandlers_channels() -> None:
+    """Width 0.5 halves every channel count to a multiple of 8 (torchvision's mobilenet_v2(width_mult=0.5):
+    16, 8, 16, 16, 32, 48, 80, 160) and keeps the 1280-channel last conv; same keys as the full width."""
+    from edge_sed.models.mobilenet import MOBILENET_V2
+
+    thin = _meta_model("mobilenet_v2_x0_5_strided")
+    full = _meta_model("mobilenet_v2_strided").state_dict()
+    shapes = thin.state_dict()
+    assert list(shapes) == list(full)
+    assert shapes["features.0.0.weight"].shape[0] == 16
+    block_outputs = [shapes[f"features.{i}.conv.{4 if i == 1 else 7}.weight"].shape[0] for i in (1, 2, 4, 7, 11, 14, 17)]
+    assert block_outputs == [8, 16, 16, 32, 48, 80, 160]
+    assert shapes["features.18.0.weight"].shape == (1280, 160, 1, 1)
+    assert MOBILENET_V2.thinned(1.0) == MOBILENET_V2
+    with pytest.raises(ValueError, match="width must be in"):
+        MOBILENET_V2.thinned(0)
 
 
 def test_unknown_model_lists_names_and_suggests() -> None:

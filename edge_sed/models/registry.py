@@ -16,6 +16,7 @@ name                           PANNs class                head / layout
 ``mobilenet_v2_strided``       --                         clip-level, 4x4 stride-2 convs
 ``mobilenet_v1_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
 ``mobilenet_v2_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
+``mobilenet_v2_x0_5_strided``  --                         clip-level, 4x4 stride-2 convs, width 0.5
 =============================  =========================  ==========================
 
 The strided entries are the deployment layout (every BatchNorm right after its
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 from edge_sed.config import PANNS_16K, PANNS_32K, FrontendConfig
 from edge_sed.errors import ModelError
-from edge_sed.models.mobilenet import MOBILENET_V1, MOBILENET_V2
+from edge_sed.models.mobilenet import MOBILENET_V1, MOBILENET_V2, MOBILENET_V2_X0_5
 from edge_sed.models.panns import CNN6, CNN10, CNN14
 from edge_sed.models.tagger import BackboneTable, SoundTagger
 
@@ -76,6 +77,8 @@ MODELS: dict[str, ModelSpec] = {
                   description="MobileNetV1, frame-wise head, strided deployment layout"),
         ModelSpec("mobilenet_v2_framewise_strided", MOBILENET_V2, framewise=True, strided=True,
                   description="MobileNetV2, frame-wise head, strided deployment layout"),
+        ModelSpec("mobilenet_v2_x0_5_strided", MOBILENET_V2_X0_5, strided=True,
+                  description="MobileNetV2 at width 0.5 (channels halved but the last conv's), strided layout"),
     )
 }
 
