@@ -8,7 +8,7 @@ event-based F1 on held-out test soundscapes and on the demo, size and latency.
 Everything measured here is held out: the test split of ``edge_sed.soundscape``
 (ESC-50 fold 5, FSDD speaker yweweler, libri3, vibeace, test backgrounds).
 Both models track events with the int8 bundle's tuned rules. Prints a table
-and writes ``benchmarks/results/default_model.json``.
+and writes ``benchmarks/results/default_model.json`` (``--out`` for another).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, required=True, help="held-out labelled clips (CSV)")
     parser.add_argument("--soundscapes", type=Path, required=True, help="held-out soundscape annotations (TSV)")
     parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON report to write")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -91,9 +92,9 @@ def main() -> None:
             f"{name:6} {row.size_bytes / 1e6:8.2f} {row.latency_ms:9.2f} {row.accuracy:8.3f} {row.mean_average_precision:8.3f} {other.accuracy:9.3f} "
             f"{scape['event_f1']:8.3f} {scape['event_f1_onset_collar_1s']:9.3f} {scape['segment_f1_1s']:7.3f} {demo['event_f1']:7.3f}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
