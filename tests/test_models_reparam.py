@@ -16,7 +16,7 @@ from edge_sed.models.registry import build_model
 from edge_sed.models.reparam import SpaceToDepthConv, fold_batchnorm, space_to_depth_stems, to_strided
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2_framewise"])
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2_framewise", "mobilenet_v2_x0_5"])
 def test_strided_model_gives_the_same_outputs(name: str, data_dir: Path, randomise_batchnorm) -> None:
     torch.manual_seed(0)
     original = randomise_batchnorm(build_model(name)).eval()

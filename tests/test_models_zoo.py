@@ -28,7 +28,7 @@ def test_registry_names() -> None:
     assert model_names() == [
         "cnn14", "cnn14_16k", "cnn14_decision_level_max", "cnn10", "cnn6", "mobilenet_v1", "mobilenet_v2",
         "mobilenet_v1_framewise", "mobilenet_v2_framewise", "mobilenet_v1_strided", "mobilenet_v2_strided",
-        "mobilenet_v1_framewise_strided", "mobilenet_v2_framewise_strided", "mobilenet_v2_x0_5_strided",
+        "mobilenet_v1_framewise_strided", "mobilenet_v2_framewise_strided", "mobilenet_v2_x0_5", "mobilenet_v2_x0_5_strided",
     ]
 
 

@@ -16,6 +16,7 @@ name                           PANNs class                head / layout
 ``mobilenet_v2_strided``       --                         clip-level, 4x4 stride-2 convs
 ``mobilenet_v1_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
 ``mobilenet_v2_framewise_strided``  --                    frame-wise, 4x4 stride-2 convs
+``mobilenet_v2_x0_5``          --                         clip-level, width 0.5
 ``mobilenet_v2_x0_5_strided``  --                         clip-level, 4x4 stride-2 convs, width 0.5
 =============================  =========================  ==========================
 
@@ -77,6 +78,8 @@ MODELS: dict[str, ModelSpec] = {
                   description="MobileNetV1, frame-wise head, strided deployment layout"),
         ModelSpec("mobilenet_v2_framewise_strided", MOBILENET_V2, framewise=True, strided=True,
                   description="MobileNetV2, frame-wise head, strided deployment layout"),
+        ModelSpec("mobilenet_v2_x0_5", MOBILENET_V2_X0_5,
+                  description="MobileNetV2 at width 0.5 (channels halved but the last conv's), PANNs layout"),
         ModelSpec("mobilenet_v2_x0_5_strided", MOBILENET_V2_X0_5, strided=True,
                   description="MobileNetV2 at width 0.5 (channels halved but the last conv's), strided layout"),
     )
